@@ -1,0 +1,29 @@
+"""Make submitit executors: the one place that decides how a job reaches SLURM.
+
+The cluster is always named explicitly: submitit would otherwise pick SLURM by itself whenever
+``srun`` is on PATH, and a user asking for a local run must get one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import submitit
+
+
+def make_executor(cluster: str, folder: Path, *, name: str, time_min: int = 60, cpus_per_task: int = 1,
+                  mem_gb: float | None = None, partition: str | None = None,
+                  array_parallelism: int = 256) -> submitit.Executor:
+    """An executor for ``cluster`` ("slurm" or "local"), logging under ``folder/%j``."""
+    if cluster not in ("slurm", "local"):
+        raise ValueError(f"unknown cluster {cluster!r}: use slurm or local")
+    executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster=cluster)
+    params = {"name": name, "timeout_min": time_min, "cpus_per_task": cpus_per_task}
+    if mem_gb:
+        params["mem_gb"] = mem_gb
+    if cluster == "slurm":
+        params["slurm_array_parallelism"] = array_parallelism
+        if partition:
+            params["slurm_partition"] = partition
+    executor.update_parameters(**params)
+    return executor

@@ -1,0 +1,53 @@
+"""Run the shard job as a submitit job array on SLURM: the pending shards spread over array tasks.
+
+Each task writes its own shards and done-records into the shared OUT folder, exactly as a local
+run does; the submitting process waits and then builds each split's manifest from the records.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from jobs.launch import make_executor
+from jobs.shard.plan import ShardPlan
+from jobs.shard.run import STATE_DIR, pending_shards, run_shards, split_paths
+
+
+def shard_task(out: str, split: str, indices: list[int], workers: int) -> int:
+    """One array task: write shards ``indices`` of ``split``. Returns how many it wrote."""
+    plan = ShardPlan.load(split_paths(Path(out), split)["plan"])
+    run_shards(Path(out), plan, indices, workers, progress=False)
+    return len(indices)
+
+
+def submit(out: Path, plans: list[ShardPlan], *, cluster: str, tasks: int, workers: int, partition: str | None,
+           time_min: int, mem_gb: float | None):
+    """Submit one array over every pending shard of ``plans``; returns the submitit jobs."""
+    work = [(plan.split, i) for plan in plans for i in pending_shards(plan, out)]
+    if not work:
+        return []
+    tasks = max(1, min(tasks, len(work)))
+    groups = [work[t::tasks] for t in range(tasks)]  # round-robin: tasks get similar loads
+    executor = make_executor(cluster, out / STATE_DIR / "slurm", name="shard", time_min=time_min,
+                             cpus_per_task=workers, mem_gb=mem_gb, partition=partition)
+    calls = [(str(out), split, [i for s, i in group if s == split], workers)
+             for group in groups for split in dict.fromkeys(s for s, _ in group)]
+    return executor.map_array(shard_task, *zip(*calls))
+
+
+def wait(jobs, poll_s: float = 5.0) -> list[str]:
+    """Wait for ``jobs`` with a progress bar; return one line per failed job (error and log path)."""
+    with tqdm(total=len(jobs), unit="task", desc="array") as bar:
+        while (done := sum(j.done() for j in jobs)) < len(jobs):
+            bar.update(done - bar.n)
+            time.sleep(poll_s)
+        bar.update(len(jobs) - bar.n)
+    errors = []
+    for job in jobs:
+        if job.exception() is not None:
+            last = str(job.exception()).strip().splitlines()[-1:] or ["failed"]
+            errors.append(f"task {job.job_id}: {last[0]} (log: {job.paths.stderr})")
+    return errors

@@ -1,0 +1,247 @@
+"""Run the shard job for one split: plan, transcode in parallel, write tars, write the manifest.
+
+Worker processes transcode videos; this process writes every tar, in plan order, so a shard's
+members always come out in the same order whatever finishes first. The plan (``plan.py``) and one
+done-record per shard (``manifest.py``) make the job restartable at any moment: the records say
+which shards are complete, and only the others are redone.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import shutil
+import signal
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, replace
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from tqdm import tqdm
+
+from jobs.shard.manifest import ShardRecord, build_manifest, write_manifest
+from jobs.shard.plan import ShardPlan, assign_shards, videos_per_shard_for
+from jobs.shard.sources import Listing, SourceVideo
+from jobs.shard.tar_writer import PARTIAL_SUFFIX, ShardTarWriter
+from jobs.shard.transcode import CODECS, EncodeSettings, Rejected, normalize
+from pipeline.shard_format import SampleMeta, shard_name
+
+STATE_DIR = ".shard-job"
+PILOT_VIDEOS = 4
+
+
+class PlanMismatch(Exception):
+    """OUT already holds a job planned with other settings."""
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Everything that decides what the tars contain (and so must match on resume)."""
+
+    encode: EncodeSettings
+    shard_bytes: int = 1 << 30
+    videos_per_shard: int | None = None  # overrides shard_bytes
+    seed: int = 0
+
+
+# --- per-video work, in worker processes ----------------------------------------------------
+
+def _worker_init() -> None:
+    # Ctrl-C goes to the parent, which stops the pool; workers finish or are cancelled.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def transcode_entry(entry: dict, encode: EncodeSettings) -> tuple[str, bytes | None, bytes | str]:
+    """Normalise one planned video: ``(key, video, meta_json)`` or ``(key, None, reason)``."""
+    try:
+        out = normalize(entry["path"], encode)
+    except Rejected as e:
+        return entry["key"], None, str(e)
+    except Exception as e:  # bad input must never stop the job; the reason names the error
+        return entry["key"], None, f"unexpected error: {type(e).__name__}: {e}"
+    meta = SampleMeta(
+        key=entry["key"], id=entry["id"], label=entry["label"], label_index=entry["label_index"],
+        split=entry["split"], time_start=entry["time_start"], time_end=entry["time_end"],
+        fps=float(encode.fps), width=out.width, height=out.height, frames=out.frames,
+        codec=CODECS[encode.codec].name, container=CODECS[encode.codec].container, source=out.source,
+    )
+    return entry["key"], out.data, json.dumps(meta.to_json_dict(), sort_keys=True).encode()
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+
+
+def _isolated(entry: dict, encode: EncodeSettings):
+    with _new_pool(1) as pool:
+        try:
+            return pool.submit(transcode_entry, entry, encode).result()
+        except BrokenProcessPool:
+            return entry["key"], None, "the decoder crashed on this file"
+
+
+def transcode_in_order(entries: Iterable[dict], encode: EncodeSettings, workers: int) -> Iterator[tuple]:
+    """Transcode ``entries`` on ``workers`` processes and yield the results in input order.
+
+    At most ``2 * workers`` videos are in flight, so memory stays bounded. A worker that dies (an
+    FFmpeg crash on a hostile file) breaks the pool: every video then in flight is retried alone,
+    so only the file that really crashes is failed.
+    """
+    entries = iter(entries)
+    pool = _new_pool(workers)
+    window: deque = deque()
+    try:
+        while True:
+            while len(window) < 2 * workers and (entry := next(entries, None)) is not None:
+                window.append((entry, pool.submit(transcode_entry, entry, encode)))
+            if not window:
+                return
+            entry, future = window.popleft()
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                pool.shutdown(cancel_futures=True)
+                suspects = [entry] + [e for e, _ in window]
+                window.clear()
+                for suspect in suspects:
+                    yield _isolated(suspect, encode)
+                pool = _new_pool(workers)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+def split_paths(out: Path, split: str) -> dict[str, Path]:
+    split_dir = out / split
+    state = split_dir / STATE_DIR
+    return {"dir": split_dir, "state": state, "plan": state / "plan.json", "done": state / "done",
+            "manifest": split_dir / "manifest.json"}
+
+
+def _entry(video: SourceVideo, listing: Listing) -> dict:
+    return {"key": video.key, "id": video.id, "split": video.split, "label": video.label,
+            "label_index": listing.label_index(video.label), "path": video.path,
+            "time_start": video.time_start, "time_end": video.time_end}
+
+
+def _pilot_videos_per_shard(entries: list[dict], settings: JobSettings, workers: int) -> int:
+    """Estimate the videos per shard that give about ``shard_bytes``, from a few real transcodes."""
+    sizes = [len(data) for _, data, _ in transcode_in_order(entries[:PILOT_VIDEOS], settings.encode, workers) if data]
+    mean = sum(sizes) / len(sizes) if sizes else 1 << 20  # nothing decodable: assume 1 MB
+    return videos_per_shard_for(settings.shard_bytes, mean)
+
+
+def make_plan(listing: Listing, split: str, root: Path, settings: JobSettings, workers: int) -> ShardPlan:
+    videos = listing.splits[split]
+    usable = [v for v in videos if v.path and not v.problem]
+    entries = {v.key: _entry(v, listing) for v in usable}
+    identity = {"dataset": listing.dataset, "root": str(root.resolve()), "split": split,
+                "settings": json.loads(json.dumps(asdict(settings)))}
+    first = assign_shards(list(entries), 1, settings.seed)  # the shuffled order, for the pilot
+    per_shard = settings.videos_per_shard or _pilot_videos_per_shard(
+        [entries[k] for (k,) in first], settings, workers)
+    return ShardPlan(
+        split=split, identity=identity, videos_per_shard=per_shard,
+        shards=assign_shards(list(entries), per_shard, settings.seed), entries=entries,
+        failed_before=[{"key": v.key, "path": v.path or v.expected, "reason": v.problem}
+                       for v in videos if v.problem],
+        missing=[{"key": v.key, "path": v.expected} for v in videos if not v.path and not v.problem],
+    )
+
+
+def load_or_make_plan(listing: Listing, split: str, root: Path, out: Path, settings: JobSettings,
+                      workers: int, overwrite: bool = False) -> ShardPlan:
+    """The split's plan: the saved one when resuming with the same settings, else a new one."""
+    paths = split_paths(out, split)
+    if overwrite and paths["dir"].exists():
+        shutil.rmtree(paths["dir"])
+    if paths["plan"].exists():
+        plan = ShardPlan.load(paths["plan"])
+        wanted = {"dataset": listing.dataset, "root": str(root.resolve()), "split": split,
+                  "settings": json.loads(json.dumps(asdict(settings)))}
+        if plan.identity != wanted:
+            changed = sorted(_diff(plan.identity, wanted))
+            raise PlanMismatch(f"{paths['dir']} holds a job planned with other settings ({', '.join(changed)}); "
+                               "use another --out, or --overwrite to start again")
+        return plan
+    plan = make_plan(listing, split, root, settings, workers)
+    paths["done"].mkdir(parents=True, exist_ok=True)
+    plan.save(paths["plan"])
+    return plan
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> Iterator[str]:
+    for k in a.keys() | b.keys():
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            yield from _diff(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            yield f"{prefix}{k}: {a.get(k)} -> {b.get(k)}"
+
+
+def pending_shards(plan: ShardPlan, out: Path) -> list[int]:
+    done = split_paths(out, plan.split)["done"]
+    return [i for i in range(len(plan.shards)) if not (done / f"{i:06d}.json").exists()]
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def _write_shard(paths: dict, plan: ShardPlan, index: int, results: Iterable[tuple], on_video) -> ShardRecord:
+    tar_path = paths["dir"] / shard_name(plan.split, index)
+    container = CODECS[plan.identity["settings"]["encode"]["codec"]].container
+    failed = []
+    with ShardTarWriter(tar_path) as writer:
+        for key, data, meta in results:
+            if data is None:
+                failed.append({"key": key, "path": plan.entries[key]["path"], "reason": meta})
+            else:
+                writer.add(key, {container: data, "json": meta})
+            on_video(data is None)
+        if writer.samples:
+            writer.commit()  # a shard whose videos all failed leaves no (empty, unreadable) tar
+    record = ShardRecord(index=index, name=tar_path.name if writer.samples else None,
+                         samples=writer.samples, bytes=writer.bytes_written, failed=failed)
+    record.save(paths["done"] / f"{index:06d}.json")  # last: the shard counts as done only now
+    return record
+
+
+def run_shards(out: Path, plan: ShardPlan, indices: list[int], workers: int, progress: bool = True) -> None:
+    """Write the shards ``indices`` of ``plan`` (skipping any already done)."""
+    paths = split_paths(out, plan.split)
+    for stale in paths["dir"].glob(f"*{PARTIAL_SUFFIX}"):
+        stale.unlink(missing_ok=True)  # left by a killed run; never visible to readers
+    pending = set(pending_shards(plan, out))
+    indices = [i for i in indices if i in pending]
+    encode = EncodeSettings(**plan.identity["settings"]["encode"])
+    results = transcode_in_order((plan.entries[k] for i in indices for k in plan.shards[i]), encode, workers)
+    total = sum(len(plan.shards[i]) for i in indices)
+    failures = 0
+    with tqdm(total=total, unit="video", desc=plan.split, disable=not progress, dynamic_ncols=True) as bar:
+        def on_video(failed: bool) -> None:
+            nonlocal failures
+            failures += failed
+            bar.set_postfix(failed=failures, refresh=False)
+            bar.update(1)
+
+        try:
+            for i in indices:
+                _write_shard(paths, plan, i, islice(results, len(plan.shards[i])), on_video)
+        finally:
+            results.close()
+
+
+def finish_split(out: Path, plan: ShardPlan, labels: list[str]) -> dict:
+    """Build and write the manifest from the done-records; every shard must be done."""
+    paths = split_paths(out, plan.split)
+    missing = pending_shards(plan, out)
+    if missing:
+        raise RuntimeError(f"{len(missing)} of {len(plan.shards)} shards of {plan.split} are not done; "
+                           "run the same command again to finish them")
+    records = [ShardRecord.load(paths["done"] / f"{i:06d}.json") for i in range(len(plan.shards))]
+    manifest = build_manifest(plan.identity["dataset"], plan.split, labels, records, plan.failed_before,
+                              plan.missing, {**plan.identity, "videos_per_shard": plan.videos_per_shard})
+    write_manifest(paths["manifest"], manifest)
+    return manifest
