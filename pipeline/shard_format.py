@@ -79,7 +79,7 @@ def make_key(name: str) -> str:
     """
     if KEY_PATTERN.match(name):
         return name
-    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "video"
+    cleaned = re.sub(r"_*[^A-Za-z0-9_-]+_*", "_", name).strip("_") or "video"
     digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
     return f"{cleaned}_{digest}"
 

@@ -30,8 +30,13 @@ def parse_size(text: str) -> int:
     return int(value * _UNITS[unit])
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not the whole usage block
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m jobs.shard",
         description="Normalise a video dataset (constant fps, capped short side, 8-bit 4:2:0, no audio) "
                     "into WebDataset tar shards with DALI indexes and a manifest per split. "

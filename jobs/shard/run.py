@@ -211,10 +211,10 @@ def _write_shard(paths: dict, plan: ShardPlan, index: int, results: Iterable[tup
 def run_shards(out: Path, plan: ShardPlan, indices: list[int], workers: int, progress: bool = True) -> None:
     """Write the shards ``indices`` of ``plan`` (skipping any already done)."""
     paths = split_paths(out, plan.split)
-    for stale in paths["dir"].glob(f"*{PARTIAL_SUFFIX}"):
-        stale.unlink(missing_ok=True)  # left by a killed run; never visible to readers
     pending = set(pending_shards(plan, out))
     indices = [i for i in indices if i in pending]
+    for i in indices:  # only ours: other array tasks may be writing their shards beside us
+        (paths["dir"] / (shard_name(plan.split, i) + PARTIAL_SUFFIX)).unlink(missing_ok=True)
     encode = EncodeSettings(**plan.identity["settings"]["encode"])
     results = transcode_in_order((plan.entries[k] for i in indices for k in plan.shards[i]), encode, workers)
     total = sum(len(plan.shards[i]) for i in indices)

@@ -183,7 +183,7 @@ def _transcode(container, stream, path: Path, settings: EncodeSettings) -> Norma
     time_base = stream.time_base or Fraction(1, 1000)
     graph = output = out_stream = buffer = None
     first_pts = last_pts = None
-    decoded = written = 0
+    decoded = written = damaged = 0
     rotation = 0
     size = (0, 0)
 
@@ -215,21 +215,27 @@ def _transcode(container, stream, path: Path, settings: EncodeSettings) -> Norma
                     raise Rejected(f"frame size changes mid-stream ({first_shape} to {(frame.width, frame.height)})")
                 if last_pts is not None and frame.pts <= last_pts:
                     continue  # a repeated or backwards timestamp: keep the first frame shown then
-                last_pts = frame.pts
+                last_pts, last_duration = frame.pts, frame.duration
                 decoded += 1
+                damaged += frame.is_corrupt  # damage the decoder concealed instead of raising
                 graph.vpush(frame)
                 drain()
     except av.error.FFmpegError as e:
         raise Rejected(f"corrupt video data after {decoded} decoded frames ({e.strerror or e})") from None
     if graph is None:
         raise Rejected("no decodable video frames")
+    if damaged:
+        raise Rejected(f"corrupt video data: the decoder concealed damage in {damaged} of {decoded} frames")
     graph.vpush(None)
     drain()
     for packet in out_stream.encode():
         output.mux(packet)
     output.close()
 
-    frame_duration = 1 / float(stream.guessed_rate or stream.average_rate or settings.fps)
+    if last_duration:  # the last frame lasts as long as the file says, else one nominal frame
+        frame_duration = float(last_duration * time_base)
+    else:
+        frame_duration = 1 / float(stream.guessed_rate or stream.average_rate or settings.fps)
     duration = float((last_pts - first_pts) * time_base) + frame_duration
     declared = _declared_duration(container, stream)
     if declared and duration < declared - max(0.5, 0.1 * declared):

@@ -1,0 +1,31 @@
+# Recipes for users; `just --list` shows them. Arguments after the recipe name pass through.
+
+set positional-arguments
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+python := env_var_or_default("PYTHON", "python")
+
+# List the recipes
+default:
+    @just --list
+
+# Synthetic videos through every stage that exists so far, on CPU; everything under demo-out/
+demo:
+    {{python}} -m pipeline.synthetic --out demo-out/kinetics --seed 0
+    {{python}} -m jobs.shard kinetics --root demo-out/kinetics --out demo-out/shards --shard-size 1MB --overwrite
+
+# Shard a dataset: just shard kinetics ROOT OUT [--splits train,val --workers 16 ...]
+shard dataset root out *args:
+    {{python}} -m jobs.shard "$1" --root "$2" --out "$3" "${@:4}"
+
+# Run the test suite (what CI runs)
+test *args:
+    {{python}} -m pytest -q "$@"
+
+# Shard job throughput against a plain ffmpeg transcode of the same files (the ceiling)
+bench-shard *args:
+    {{python}} -m jobs.bench.shard "$@"
+
+# Which codec and keyframe interval to store: size, encode cost and CPU decode paths, side by side
+bench-shard-codecs *args:
+    {{python}} -m jobs.bench.shard_codecs "$@"

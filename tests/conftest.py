@@ -1,0 +1,51 @@
+"""Shared test fixtures: the real videos beside the checkout, and an independent FFmpeg decoder."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "real"
+
+
+@pytest.fixture(scope="session")
+def real_videos() -> dict[str, Path]:
+    videos = {p.stem: p for p in sorted(REAL.glob("*.mp4"))}
+    if not videos:
+        pytest.skip(f"no real test videos in {REAL}")
+    return videos
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    """An FFmpeg binary that shares no code path with PyAV (imageio-ffmpeg's static build)."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg_frames(ffmpeg: str, path: Path, vf: str | None = None) -> np.ndarray:
+    """Decode ``path`` to RGB frames (N, H, W, 3) with the independent FFmpeg, optionally filtered."""
+    probe = subprocess.run([ffmpeg, "-nostdin", "-i", f"file:{path}", "-map", "0:v:0",
+                            *(["-vf", vf] if vf else []), "-f", "null", "-"], capture_output=True, text=True)
+    size = re.findall(r"Stream #0:0.*?Video: .*?, (\d+)x(\d+)", probe.stderr)[-1]
+    w, h = int(size[0]), int(size[1])
+    raw = subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-i", f"file:{path}", "-map", "0:v:0",
+                          *(["-vf", vf] if vf else []), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
+
+
+def ffmpeg_pts(ffmpeg: str, path: Path) -> list[float]:
+    """Presentation times (seconds) of every frame, as the independent FFmpeg's showinfo reports them."""
+    out = subprocess.run([ffmpeg, "-nostdin", "-i", f"file:{path}", "-map", "0:v:0", "-vf", "showinfo",
+                          "-f", "null", "-"], capture_output=True, text=True).stderr
+    return [float(t) for t in re.findall(r"pts_time:\s*([-\d.e]+)", out)]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

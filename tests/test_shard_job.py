@@ -1,0 +1,381 @@
+"""The shard job end to end: Kinetics as users have it, every bad-input class, resume after a kill."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobs.shard.__main__ import main
+from pipeline.shard_format import KEY_PATTERN, SampleMeta, index_path
+from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset
+from tests import media
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = SyntheticConfig(videos_per_class={"train": 2, "val": 1, "test": 1}, duration_s=2.0, seed=3)
+
+
+def add_rows(csv_path: Path, rows: list[dict]) -> None:
+    with open(csv_path, newline="") as f:
+        fields = csv.DictReader(f).fieldnames
+    with open(csv_path, "a", newline="") as f:
+        csv.DictWriter(f, fields).writerows([{k: r.get(k, "") for k in fields} for r in rows])
+
+
+def rewrite_csv(csv_path: Path, drop: str) -> None:
+    """Drop a column: K700 CSVs have no is_cc, K400 test CSVs no label."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = [k for k in rows[0] if k != drop]
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def kinetics(tmp_path_factory) -> dict:
+    """A Kinetics tree with every quirk users meet: see the comments."""
+    root = tmp_path_factory.mktemp("kinetics")
+    make_kinetics_dataset(root, SMALL)
+    ann = root / "annotations"
+    fixtures = media.all_fixtures(root / "train")  # every bad-input class, Kinetics-named
+    rows = []
+    for fx in fixtures:
+        yid, start, end = fx.path.stem.rsplit("_", 2)
+        rows.append({"label": "edge case (odd) 'files'", "youtube_id": yid, "time_start": int(start),
+                     "time_end": int(end), "split": "train", "is_cc": 0})
+    # A row whose file is absent, and a duplicate of an existing row.
+    rows.append({"label": "edge case (odd) 'files'", "youtube_id": "absent_id00", "time_start": 5,
+                 "time_end": 15, "split": "train", "is_cc": 0})
+    rows.append(rows[0])
+    # A broken download that the CVDF replacement/ folder replaces by YouTube id.
+    shutil.copy(fixtures[0].path, root / "train" / "replacedid0_000000_000002.mp4")
+    (root / "train" / "replacedid0_000000_000002.mp4").write_bytes(b"broken download")
+    repl = root / "replacement" / "replacement_for_corrupted_k400"
+    repl.mkdir(parents=True)
+    shutil.copy(fixtures[0].path, repl / "replacedid0_000000_000002.mp4")
+    rows.append({"label": "edge case (odd) 'files'", "youtube_id": "replacedid0", "time_start": 0,
+                 "time_end": 2, "split": "train", "is_cc": 0})
+    add_rows(ann / "train.csv", rows)
+    rewrite_csv(ann / "val.csv", drop="is_cc")  # Kinetics-700 header
+    rewrite_csv(ann / "test.csv", drop="label")  # a test split without labels
+    expect = {fx.path.stem: fx for fx in fixtures}
+    return {"root": root, "fixtures": expect, "rows": {s: _count_rows(ann / f"{s}.csv") for s in ("train", "val", "test")}}
+
+
+def _count_rows(path: Path) -> int:
+    with open(path, newline="") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+def read_split(split_dir: Path) -> tuple[dict, dict[str, tuple[SampleMeta, bytes]]]:
+    """The manifest and every sample of a split, read back from the tars."""
+    manifest = json.loads((split_dir / "manifest.json").read_text())
+    samples: dict[str, tuple[SampleMeta, bytes]] = {}
+    for shard in manifest["shards"]:
+        with tarfile.open(split_dir / shard["name"]) as tar:
+            members = tar.getmembers()
+            names = [m.name for m in members]
+            assert len(names) == 2 * shard["samples"]
+            for video_member, meta_member in zip(members[0::2], members[1::2]):
+                key, ext = video_member.name.split(".", 1)
+                assert meta_member.name == f"{key}.json" and key not in samples  # no duplicates
+                meta = SampleMeta.from_json_dict(json.loads(tar.extractfile(meta_member).read()))
+                assert ext == meta.container
+                samples[key] = (meta, tar.extractfile(video_member).read())
+    return manifest, samples
+
+
+@pytest.fixture(scope="module")
+def sharded(kinetics, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("shards")
+    rc = main(["kinetics", "--root", str(kinetics["root"]), "--out", str(out), "--workers", "2",
+               "--videos-per-shard", "5", "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_every_csv_row_is_ok_failed_or_missing(kinetics, sharded):
+    for split, rows in kinetics["rows"].items():
+        manifest, samples = read_split(sharded / split)
+        # a duplicate row shares its key with the earlier row that was sharded
+        failed = [f["key"] for f in manifest["failed"] if "duplicate" not in f["reason"]]
+        duplicates = len(manifest["failed"]) - len(failed)
+        missing = [m["key"] for m in manifest["missing"]]
+        assert manifest["ok"] == len(samples)
+        assert manifest["ok"] + len(failed) + duplicates + len(missing) == rows
+        assert not (set(samples) & set(failed)) and not (set(samples) & set(missing))
+
+
+def test_bad_inputs_fail_with_reasons_and_the_rest_shard(kinetics, sharded):
+    manifest, samples = read_split(sharded / "train")
+    reasons = {f["key"]: f["reason"] for f in manifest["failed"]}
+    for stem, fx in kinetics["fixtures"].items():
+        if fx.expect == "ok":
+            assert stem in samples, (fx.kind, reasons.get(stem))
+        else:
+            assert stem in reasons and stem not in samples, fx.kind
+    words = {"empty": "empty file", "not_a_video": "not a readable video", "audio_only": "no video stream",
+             "too_short": "too short", "truncated": "not a readable video", "corrupt": "corrupt",
+             "corrupt_silent": "concealed damage", "truncated_faststart": "decoded frames"}
+    for stem, fx in kinetics["fixtures"].items():
+        if fx.kind in words:
+            assert words[fx.kind] in reasons[stem], (fx.kind, reasons[stem])
+    assert [m["key"] for m in manifest["missing"]] == ["absent_id00_000005_000015"]
+    assert any("duplicate" in r for r in reasons.values())
+
+
+def test_normalised_samples(kinetics, sharded, tmp_path):
+    import av
+
+    _, samples = read_split(sharded / "train")
+    by_kind = {fx.kind: samples[stem] for stem, fx in kinetics["fixtures"].items() if fx.expect == "ok"}
+    assert by_kind["fps60"][0].frames == 50  # 2 s at 60 fps -> 50 frames at 25 fps
+    assert by_kind["vfr"][0].frames == round(by_kind["vfr"][0].source.duration * 25)
+    assert (by_kind["rotated"][0].width, by_kind["rotated"][0].height) == (96, 128)  # rotation applied
+    assert by_kind["odd_size"][0].width % 2 == 0 and by_kind["odd_size"][0].height % 2 == 0
+    assert by_kind["ten_bit"][0].source.pix_fmt == "yuv420p10le"
+    assert by_kind["hevc"][0].source.codec == "hevc"
+    for kind, (meta, video) in by_kind.items():  # every stored stream: 8-bit 4:2:0, 25 fps, exact count
+        path = tmp_path / f"{kind}.{meta.container}"
+        path.write_bytes(video)
+        with av.open(str(path)) as c:
+            assert [s.type for s in c.streams] == ["video"], kind  # audio dropped
+            frames = list(c.decode(video=0))
+            assert len(frames) == meta.frames and frames[0].format.name == "yuv420p", kind
+            assert [f.pts * f.time_base for f in frames[:3]] == [0, Fraction(1, 25), Fraction(2, 25)], kind
+
+
+def test_vfr_resampling_picks_the_frame_shown_at_each_tick(kinetics, sharded, tmp_path):
+    """The vfr fixture draws its frame number in the picture: read which source frame each tick shows."""
+    import av
+
+    _, samples = read_split(sharded / "train")
+    fx = next(fx for fx in kinetics["fixtures"].values() if fx.kind == "vfr")
+    meta, video = samples[fx.path.stem]
+    (tmp_path / "v.mp4").write_bytes(video)
+    with av.open(str(tmp_path / "v.mp4")) as c:
+        shown = [media.read_frame_index(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+    pts = np.array(fx.meta["pts_ms"]) / 1000
+    # FFmpeg's fps filter (round=near): tick t shows the source frame whose time is nearest t.
+    expected = [int(np.argmin(np.abs(pts - t / 25))) for t in range(meta.frames)]
+    mismatches = sum(a != b for a, b in zip(shown, expected))
+    assert len(shown) == len(expected) and mismatches <= 2, (shown, expected)
+
+
+def test_metadata_and_labels(kinetics, sharded):
+    manifest, samples = read_split(sharded / "train")
+    labels = manifest["labels"]
+    assert "edge case (odd) 'files'" in labels  # quotes, spaces and brackets survive the CSV
+    for key, (meta, _) in samples.items():
+        assert KEY_PATTERN.match(key) and meta.key == key and meta.split == "train"
+        assert labels[meta.label_index] == meta.label
+        assert meta.fps == 25 and meta.codec == "vp9" and min(meta.width, meta.height) <= 336
+    assert any(k.startswith("-") for k in samples)  # Kinetics ids may begin with '-'
+    replaced = samples["replacedid0_000000_000002"][0]
+    assert "replacement" in replaced.source.path
+    _, test_samples = read_split(sharded / "test")
+    assert all(m.label is None and m.label_index == -1 for m, _ in test_samples.values())
+    val_manifest, _ = read_split(sharded / "val")
+    assert val_manifest["labels"] == labels  # one label index for every split
+
+
+def test_shards_are_shuffled_mixes_with_dali_indexes(sharded):
+    manifest, samples = read_split(sharded / "train")
+    first = [n.split(".")[0] for n in tarfile.open(sharded / "train" / manifest["shards"][0]["name"]).getnames()[0::2]]
+    assert first != sorted(first) or len({samples[k][0].label for k in first}) > 1
+    for shard in manifest["shards"]:
+        lines = index_path(sharded / "train" / shard["name"]).read_text().splitlines()
+        assert lines[0] == f"v1.2 {shard['samples']}"
+
+
+def test_dali_decodes_the_shards_on_cpu(sharded):
+    pytest.importorskip("nvidia.dali")
+    from nvidia.dali import fn, pipeline_def
+
+    manifest, samples = read_split(sharded / "val")
+    tars = [str(sharded / "val" / s["name"]) for s in manifest["shards"]]
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def decode():
+        video, meta = fn.readers.webdataset(paths=tars, index_paths=[str(index_path(Path(t))) for t in tars],
+                                            ext=["mp4", "json"], missing_component_behavior="error")
+        return fn.decoders.video(video, device="cpu", frames=[0, 7, 31]), meta
+
+    pipe = decode()
+    pipe.build()
+    for _ in range(manifest["ok"]):
+        frames, meta = pipe.run()
+        meta = json.loads(np.array(meta[0]).tobytes())
+        assert np.array(frames[0]).shape == (3, meta["height"], meta["width"], 3)
+
+
+def test_rerun_is_a_no_op_and_changed_settings_are_refused(kinetics, sharded, capsys):
+    before = {p: p.stat().st_mtime_ns for p in (sharded / "train").glob("*.tar")}
+    args = ["kinetics", "--root", str(kinetics["root"]), "--out", str(sharded), "--workers", "2",
+            "--videos-per-shard", "5", "--no-progress"]
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in (sharded / "train").glob("*.tar")} == before
+    assert main(args + ["--codec", "h264"]) == 2
+    assert "planned with other settings" in capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    for args, text in [(["kinetics", "--root", str(tmp_path / "nope"), "--out", str(tmp_path)], "not a folder"),
+                       (["kinetics", "--root", str(tmp_path), "--out", str(tmp_path / "o")], "annotations"),
+                       (["kinetics", "--root", str(tmp_path), "--out", "o", "--shard-size", "big"], "not a size")]:
+        proc = subprocess.run([sys.executable, "-m", "jobs.shard", *args], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 2 and text in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    help_ = subprocess.run([sys.executable, "-m", "jobs.shard", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert help_.returncode == 0 and "--shard-size" in help_.stdout
+
+
+# --- killed and resumed -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def resumable(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("resume")
+    make_kinetics_dataset(root, SyntheticConfig(videos_per_class={"train": 4, "val": 0, "test": 0},
+                                                duration_s=2.0, seed=11))
+    reference = tmp_path_factory.mktemp("reference")
+    args = ["--splits", "train", "--workers", "1", "--videos-per-shard", "2", "--no-progress"]
+    assert main(["kinetics", "--root", str(root), "--out", str(reference), *args]) == 0
+    return {"root": root, "reference": reference, "args": args}
+
+
+def _start(root: Path, out: Path, args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "jobs.shard", "kinetics", "--root", str(root), "--out", str(out),
+                             *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_done_records(out: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    done = out / "train" / ".shard-job" / "done"
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if done.is_dir() and len(list(done.glob("*.json"))) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"job did not write {n} shards in time: {proc.communicate()}")
+
+
+def _assert_visible_tars_complete(split_dir: Path) -> None:
+    for tar_path in split_dir.glob("*.tar"):
+        with tarfile.open(tar_path) as tar:
+            names = tar.getnames()
+        assert index_path(tar_path).read_text().startswith(f"v1.2 {len(names) // 2}\n")
+
+
+def test_killed_at_any_moment_then_resumed_loses_and_duplicates_nothing(resumable, tmp_path):
+    out = tmp_path / "out"
+    for kill_after in (1, 3):  # kill -9 the whole process group twice, at different points
+        proc = _start(resumable["root"], out, resumable["args"])
+        _wait_for_done_records(out, kill_after, proc)
+        time.sleep(0.3)  # land somewhere inside the next shard
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _assert_visible_tars_complete(out / "train")
+    assert main(["kinetics", "--root", str(resumable["root"]), "--out", str(out), *resumable["args"]]) == 0
+    manifest, samples = read_split(out / "train")
+    ref_manifest, ref_samples = read_split(resumable["reference"] / "train")
+    assert manifest["ok"] == ref_manifest["ok"] and set(samples) == set(ref_samples)
+    assert [s["name"] for s in manifest["shards"]] == [s["name"] for s in ref_manifest["shards"]]
+    assert not list((out / "train").glob("*.partial"))
+    for key, (meta, video) in samples.items():  # same bytes as a run that was never killed
+        assert ref_samples[key][0] == meta and ref_samples[key][1] == video
+
+
+def test_ctrl_c_stops_cleanly(resumable, tmp_path):
+    out = tmp_path / "out"
+    proc = _start(resumable["root"], out, resumable["args"])
+    _wait_for_done_records(out, 1, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends to the foreground group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same command again to resume" in err
+    assert not list((out / "train").glob("*.partial"))
+    _assert_visible_tars_complete(out / "train")
+
+
+# --- UCF101 and HMDB51 layouts ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("clips")
+    make_kinetics_dataset(root, SyntheticConfig(videos_per_class={"train": 1, "val": 0, "test": 0},
+                                                duration_s=1.6, seed=5))
+    return sorted((root / "train").glob("*.mp4"))[:4]
+
+
+def test_ucf101_official_split_files(clips, tmp_path):
+    root = tmp_path / "UCF101"
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    classes = ["ApplyEyeMakeup", "HandstandPushups"]
+    (lists / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 HandstandPushups\n")
+    names = ["ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "HandstandPushups/v_HandStandPushups_g01_c01.avi",
+             "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "HandstandPushups/v_HandStandPushups_g02_c01.avi"]
+    for clip, name in zip(clips, names):
+        (root / "UCF-101" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clip, root / "UCF-101" / name)
+    (lists / "trainlist01.txt").write_text(f"{names[0]} 1\r\n{names[1]} 2\r\n")
+    (lists / "testlist01.txt").write_text(f"{names[2]}\r\n{names[3]}\r\nApplyEyeMakeup/v_gone_g09_c01.avi\r\n")
+    out = tmp_path / "out"
+    assert main(["ucf101", "--root", str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    train, train_samples = read_split(out / "train")
+    test, test_samples = read_split(out / "test")
+    assert train["labels"] == classes and train["ok"] == 2 and test["ok"] == 2 and len(test["missing"]) == 1
+    assert train_samples["v_HandStandPushups_g01_c01"][0].label == "HandstandPushups"
+    assert train_samples["v_HandStandPushups_g01_c01"][0].label_index == 1
+
+
+def test_hmdb51_official_split_files(clips, tmp_path):
+    root = tmp_path / "hmdb51"
+    splits = root / "testTrainMulti_7030_splits"
+    splits.mkdir(parents=True)
+    names = {"brush_hair": ["April_09_brush_hair_u_nm_np1_ba_goo_0.avi", "Blonde_hair_(2003).brush_h_f_nm_np1_le_goo_1.avi"],
+             "climb": ["Dad&Me_climb_f_cm_np1_ba_goo_0.avi", "unused_climb_f_cm_np1_ba_goo_0.avi"]}
+    for clip, (action, name) in zip(clips, [(a, n) for a, ns in names.items() for n in ns]):
+        (root / action).mkdir(exist_ok=True)
+        shutil.copy(clip, root / action / name)
+    (splits / "brush_hair_test_split1.txt").write_text(f"{names['brush_hair'][0]} 1 \n{names['brush_hair'][1]} 2 \n")
+    (splits / "climb_test_split1.txt").write_text(f"{names['climb'][0]} 1 \n{names['climb'][1]} 0 \n")
+    out = tmp_path / "out"
+    assert main(["hmdb51", "--root", str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    train, train_samples = read_split(out / "train")
+    test, test_samples = read_split(out / "test")
+    assert train["labels"] == ["brush_hair", "climb"] and train["ok"] == 2 and test["ok"] == 1  # 0 = unused
+    assert all(KEY_PATTERN.match(k) for k in test_samples)  # brackets, dots and '&' made safe
+    assert Counter(m.label for m, _ in train_samples.values()) == {"brush_hair": 1, "climb": 1}
+
+
+# --- the array path, on submitit's local executor ---------------------------------------------
+
+def test_array_tasks_write_the_same_shards_as_a_local_run(resumable, tmp_path):
+    from jobs.shard import array
+    from jobs.shard.run import JobSettings, finish_split, load_or_make_plan
+    from jobs.shard.sources import read_kinetics
+    from jobs.shard.transcode import EncodeSettings
+
+    listing = read_kinetics(resumable["root"], ["train"])
+    settings = JobSettings(encode=EncodeSettings(), videos_per_shard=2)
+    plan = load_or_make_plan(listing, "train", resumable["root"], tmp_path, settings, workers=1)
+    jobs = array.submit(tmp_path, [plan], cluster="local", tasks=3, workers=1, partition=None, time_min=10, mem_gb=None)
+    assert len(jobs) == 3 and array.wait(jobs, poll_s=0.5) == []
+    manifest = finish_split(tmp_path, plan, listing.labels)
+    ref_manifest, ref_samples = read_split(resumable["reference"] / "train")
+    _, samples = read_split(tmp_path / "train")
+    assert manifest["ok"] == ref_manifest["ok"] and samples.keys() == ref_samples.keys()

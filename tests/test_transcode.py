@@ -1,0 +1,64 @@
+"""Normalisation of real videos, checked against an independent FFmpeg build."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobs.shard.transcode import EncodeSettings, normalize
+from tests.conftest import ffmpeg_frames, ffmpeg_pts, psnr
+
+
+def _store(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("name", ["bikes", "bigbuckbunny", "carphone_pristine"])
+def test_frame_count_and_timestamps_match_independent_decoder(real_videos, ffmpeg, tmp_path, name):
+    src = real_videos[name]
+    out = normalize(src, EncodeSettings())
+    stored = _store(tmp_path, "out.mp4", out.data)
+
+    pts = ffmpeg_pts(ffmpeg, stored)
+    assert len(pts) == out.frames  # the frame count in the metadata is exact
+    np.testing.assert_allclose(pts, np.arange(out.frames) / 25, atol=1e-3)  # constant 25 fps
+
+    src_pts = ffmpeg_pts(ffmpeg, src)
+    duration = src_pts[-1] - src_pts[0] + (src_pts[1] - src_pts[0])
+    assert abs(out.frames - duration * 25) <= 1  # the same span of time, at 25 fps
+    assert out.source.frames == len(src_pts)
+
+
+@pytest.mark.parametrize("codec", ["vp9", "h264", "mjpeg"])
+def test_frames_are_the_source_frames_at_25fps(real_videos, ffmpeg, tmp_path, codec):
+    """Each stored frame is the source frame FFmpeg's own fps filter picks for that time."""
+    src = real_videos["carphone_pristine"]  # 29.97 fps, non-square pixels
+    out = normalize(src, EncodeSettings(codec=codec))
+    ours = ffmpeg_frames(ffmpeg, _store(tmp_path, f"out.{codec}", out.data))
+    ref = ffmpeg_frames(ffmpeg, src, f"fps=25,scale={out.width}:{out.height}:flags=area")
+    assert (out.width, out.height) == (192, 144)  # 176x144 at SAR 128:117 shown as 192x144
+    assert ours.shape == ref.shape
+    aligned = np.mean([psnr(a, b) for a, b in zip(ours, ref)])
+    shifted = np.mean([psnr(a, b) for a, b in zip(ours[1:], ref[:-1])])
+    assert aligned > 30 and aligned > shifted + 1, (aligned, shifted)
+
+
+def test_short_side_is_capped_and_never_upscaled(real_videos):
+    big = normalize(real_videos["bigbuckbunny"], EncodeSettings(short_side=128))
+    assert (big.width, big.height) == (228, 128)  # 1280x720 -> short side 128, aspect kept, even
+    small = normalize(real_videos["carphone_pristine"], EncodeSettings(short_side=336))
+    assert small.height == 144  # 144 < 336: kept
+
+
+def test_stored_stream_is_8bit_420_without_audio(real_videos, tmp_path):
+    import av
+
+    out = normalize(real_videos["bikes"], EncodeSettings())
+    with av.open(str(_store(tmp_path, "out.mp4", out.data))) as c:
+        assert [s.type for s in c.streams] == ["video"]
+        stream = c.streams.video[0]
+        assert stream.codec_context.name == "vp9"
+        assert stream.codec_context.pix_fmt == "yuv420p"
+        assert stream.average_rate == 25
