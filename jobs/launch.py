@@ -6,6 +6,7 @@ The cluster is always named explicitly: submitit would otherwise pick SLURM by i
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import submitit
@@ -17,6 +18,8 @@ def make_executor(cluster: str, folder: Path, *, name: str, time_min: int = 60, 
     """An executor for ``cluster`` ("slurm" or "local"), logging under ``folder/%j``."""
     if cluster not in ("slurm", "local"):
         raise ValueError(f"unknown cluster {cluster!r}: use slurm or local")
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise RuntimeError("SLURM is not reachable from here (no sbatch on PATH); use --executor local")
     executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster=cluster)
     params = {"name": name, "timeout_min": time_min, "cpus_per_task": cpus_per_task}
     if mem_gb:

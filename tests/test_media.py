@@ -211,7 +211,7 @@ def test_corrupt(made: dict[str, media.Fixture]) -> None:
 
 def test_corrupt_silent(made: dict[str, media.Fixture]) -> None:
     f = made["corrupt_silent"]
-    assert f.expect == "ok" and f.meta["error"] is None and f.meta["frames"] == 50
+    assert f.expect == "failed" and f.meta["error"] is None and f.meta["frames"] == 50
     assert f.meta["corrupt_frames"] > 0
     frames = pyav_rgb(f.path)
     assert len(frames) == 50 and any(fr.is_corrupt for fr in frames)

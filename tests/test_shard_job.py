@@ -305,8 +305,8 @@ def test_ctrl_c_stops_cleanly(resumable, tmp_path):
     _wait_for_done_records(out, 1, proc)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends to the foreground group
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "run the same command again to resume" in err
-    assert not list((out / "train").glob("*.partial"))
+    assert proc.returncode == 130 and "run the same command again to resume" in err, (proc.returncode, err)
+    assert not list((out / "train").glob("*.partial")), list((out / "train").iterdir())
     _assert_visible_tars_complete(out / "train")
 
 

@@ -83,3 +83,22 @@ def test_nothing_visible_until_commit(tmp_path):
     with ShardTarWriter(path) as w:
         w.add("a", {"mp4": b"x", "json": b"{}"})
     assert list(tmp_path.iterdir()) == []  # leaving without commit writes nothing
+
+
+def test_two_writers_of_one_shard_never_share_a_file_and_stale_partials_go(tmp_path):
+    import socket
+    import subprocess
+
+    from jobs.shard.tar_writer import partial_path, remove_stale_partials
+
+    path = tmp_path / "s-000000.tar"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    stale = path.with_name(f"{path.name}.{socket.gethostname()}-{dead.pid}.partial")
+    stale.write_bytes(b"left by a killed run")
+    live = partial_path(path)
+    live.write_bytes(b"being written by this process")
+    other_host = path.with_name(f"{path.name}.elsewhere-1.partial")
+    other_host.write_bytes(b"another node's writer")
+    remove_stale_partials(path)
+    assert not stale.exists() and live.exists() and other_host.exists()

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from jobs.shard.manifest import ShardRecord, build_manifest, write_manifest
 from jobs.shard.plan import ShardPlan, assign_shards, videos_per_shard_for
 from jobs.shard.sources import Listing, SourceVideo
-from jobs.shard.tar_writer import PARTIAL_SUFFIX, ShardTarWriter
+from jobs.shard.tar_writer import ShardTarWriter, remove_stale_partials
 from jobs.shard.transcode import CODECS, EncodeSettings, Rejected, normalize
 from pipeline.shard_format import SampleMeta, shard_name
 
@@ -213,8 +213,8 @@ def run_shards(out: Path, plan: ShardPlan, indices: list[int], workers: int, pro
     paths = split_paths(out, plan.split)
     pending = set(pending_shards(plan, out))
     indices = [i for i in indices if i in pending]
-    for i in indices:  # only ours: other array tasks may be writing their shards beside us
-        (paths["dir"] / (shard_name(plan.split, i) + PARTIAL_SUFFIX)).unlink(missing_ok=True)
+    for i in indices:
+        remove_stale_partials(paths["dir"] / shard_name(plan.split, i))
     encode = EncodeSettings(**plan.identity["settings"]["encode"])
     results = transcode_in_order((plan.entries[k] for i in indices for k in plan.shards[i]), encode, workers)
     total = sum(len(plan.shards[i]) for i in indices)

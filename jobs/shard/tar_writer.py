@@ -1,15 +1,17 @@
 """Write one WebDataset tar and its DALI index, atomically.
 
-Members go to ``<name>.tar.partial``; ``commit`` writes the index, fsyncs both and renames them,
-index first. A reader globbing ``*.tar`` therefore sees a tar only when it is complete and indexed;
-a crash leaves at most a ``.partial`` file, which the next run overwrites. Tars are reproducible:
-members carry fixed owners, modes and times.
+Members go to ``<name>.tar.<host>-<pid>.partial``; ``commit`` writes the index, fsyncs both and
+renames them, index first. A reader globbing ``*.tar`` therefore sees a tar only when it is complete
+and indexed. Partial names are unique per writer, so two processes that write the same shard (a
+rerun while an old array task still runs) never mix their bytes: each renames a whole tar, and both
+are the same. Tars are reproducible: members carry fixed owners, modes and times.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import socket
 import tarfile
 from pathlib import Path
 
@@ -18,9 +20,33 @@ from pipeline.shard_format import dali_index_text, index_path
 PARTIAL_SUFFIX = ".partial"
 
 
+def partial_path(path: Path) -> Path:
+    """This process's temporary name for ``path``."""
+    return path.with_name(f"{path.name}.{socket.gethostname()}-{os.getpid()}{PARTIAL_SUFFIX}")
+
+
+def remove_stale_partials(path: Path) -> None:
+    """Delete partial files of ``path`` left by dead processes of this host (killed runs)."""
+    host = socket.gethostname()
+    for partial in path.parent.glob(f"{path.name}.{host}-*{PARTIAL_SUFFIX}"):
+        pid = partial.name[len(f"{path.name}.{host}-") : -len(PARTIAL_SUFFIX)]
+        if pid.isdigit() and not _alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary name, so ``path`` is never half-written."""
-    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
+    tmp = partial_path(path)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -36,7 +62,7 @@ class ShardTarWriter:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self._partial = partial_path(self.path)
         self._file = open(self._partial, "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
         self._index: list[list[tuple[str, int, int, str]]] = []
