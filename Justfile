@@ -12,7 +12,7 @@ default:
 # Synthetic videos through every stage that exists so far, on CPU; everything under demo-out/
 demo:
     {{python}} -m pipeline.synthetic --out demo-out/kinetics --seed 0
-    {{python}} -m jobs.shard kinetics --root demo-out/kinetics --out demo-out/shards --shard-size 1MB --overwrite
+    {{python}} -m jobs.shard kinetics --root demo-out/kinetics --out demo-out/shards --shard-size 256KB --overwrite
 
 # Shard a dataset: just shard kinetics ROOT OUT [--splits train,val --workers 16 ...]
 shard dataset root out *args:

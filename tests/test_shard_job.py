@@ -379,3 +379,28 @@ def test_array_tasks_write_the_same_shards_as_a_local_run(resumable, tmp_path):
     ref_manifest, ref_samples = read_split(resumable["reference"] / "train")
     _, samples = read_split(tmp_path / "train")
     assert manifest["ok"] == ref_manifest["ok"] and samples.keys() == ref_samples.keys()
+
+
+def test_synthetic_samples_agree_with_independent_decoder(sharded, ffmpeg, tmp_path):
+    from tests.conftest import ffmpeg_pts
+
+    _, samples = read_split(sharded / "val")
+    for key, (meta, video) in samples.items():
+        stored = tmp_path / f"{key}.mp4"
+        stored.write_bytes(video)
+        pts = ffmpeg_pts(ffmpeg, stored)
+        assert len(pts) == meta.frames
+        np.testing.assert_allclose(pts, np.arange(meta.frames) / 25, atol=1e-3)
+        src = ffmpeg_pts(ffmpeg, Path(meta.source.path))
+        assert len(src) == meta.source.frames and abs(meta.frames - meta.source.duration * 25) <= 1
+
+
+def test_shard_size_target_gives_tars_of_about_that_size(resumable, tmp_path):
+    _, ref = read_split(resumable["reference"] / "train")
+    mean = np.mean([len(video) + 1536 for _, video in ref.values()])  # + tar headers and metadata
+    target = int(5 * mean)
+    assert main(["kinetics", "--root", str(resumable["root"]), "--out", str(tmp_path), "--splits", "train",
+                 "--workers", "1", "--shard-size", str(target), "--no-progress"]) == 0
+    manifest, _ = read_split(tmp_path / "train")
+    sizes = [s["bytes"] for s in manifest["shards"][:-1]]
+    assert len(sizes) >= 3 and all(0.5 * target < b < 2 * target for b in sizes), (sizes, target)

@@ -15,7 +15,7 @@ import signal
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -128,25 +128,29 @@ def _entry(video: SourceVideo, listing: Listing) -> dict:
             "time_start": video.time_start, "time_end": video.time_end}
 
 
-def _pilot_videos_per_shard(entries: list[dict], settings: JobSettings, workers: int) -> int:
-    """Estimate the videos per shard that give about ``shard_bytes``, from a few real transcodes."""
-    sizes = [len(data) for _, data, _ in transcode_in_order(entries[:PILOT_VIDEOS], settings.encode, workers) if data]
+def _identity(listing: Listing, split: str, root: Path, settings: JobSettings) -> dict:
+    """What a plan was made from; a resumed run must match it exactly."""
+    return {"dataset": listing.dataset, "root": str(root.resolve()), "split": split,
+            "settings": json.loads(json.dumps(asdict(settings)))}
+
+
+def _pilot_videos_per_shard(keys: list[str], entries: dict, settings: JobSettings, workers: int) -> int:
+    """Videos per shard for about ``shard_bytes``, from real transcodes of the first few planned videos."""
+    pilot = assign_shards(keys, PILOT_VIDEOS, settings.seed)[:1]  # the first videos of the shuffled order
+    results = transcode_in_order((entries[k] for shard in pilot for k in shard), settings.encode, workers)
+    sizes = [len(data) for _, data, _ in results if data]
     mean = sum(sizes) / len(sizes) if sizes else 1 << 20  # nothing decodable: assume 1 MB
     return videos_per_shard_for(settings.shard_bytes, mean)
 
 
 def make_plan(listing: Listing, split: str, root: Path, settings: JobSettings, workers: int) -> ShardPlan:
     videos = listing.splits[split]
-    usable = [v for v in videos if v.path and not v.problem]
-    entries = {v.key: _entry(v, listing) for v in usable}
-    identity = {"dataset": listing.dataset, "root": str(root.resolve()), "split": split,
-                "settings": json.loads(json.dumps(asdict(settings)))}
-    first = assign_shards(list(entries), 1, settings.seed)  # the shuffled order, for the pilot
-    per_shard = settings.videos_per_shard or _pilot_videos_per_shard(
-        [entries[k] for (k,) in first], settings, workers)
+    entries = {v.key: _entry(v, listing) for v in videos if v.path and not v.problem}
+    keys = list(entries)
+    per_shard = settings.videos_per_shard or _pilot_videos_per_shard(keys, entries, settings, workers)
     return ShardPlan(
-        split=split, identity=identity, videos_per_shard=per_shard,
-        shards=assign_shards(list(entries), per_shard, settings.seed), entries=entries,
+        split=split, identity=_identity(listing, split, root, settings), videos_per_shard=per_shard,
+        shards=assign_shards(keys, per_shard, settings.seed), entries=entries,
         failed_before=[{"key": v.key, "path": v.path or v.expected, "reason": v.problem}
                        for v in videos if v.problem],
         missing=[{"key": v.key, "path": v.expected} for v in videos if not v.path and not v.problem],
@@ -161,8 +165,7 @@ def load_or_make_plan(listing: Listing, split: str, root: Path, out: Path, setti
         shutil.rmtree(paths["dir"])
     if paths["plan"].exists():
         plan = ShardPlan.load(paths["plan"])
-        wanted = {"dataset": listing.dataset, "root": str(root.resolve()), "split": split,
-                  "settings": json.loads(json.dumps(asdict(settings)))}
+        wanted = _identity(listing, split, root, settings)
         if plan.identity != wanted:
             changed = sorted(_diff(plan.identity, wanted))
             raise PlanMismatch(f"{paths['dir']} holds a job planned with other settings ({', '.join(changed)}); "
