@@ -28,4 +28,4 @@ bench-shard *args:
 
 # Which codec and keyframe interval to store: size, encode cost and CPU decode paths, side by side
 bench-shard-codecs *args:
-    {{python}} -m jobs.bench.shard_codecs "$@"
+    {{python}} -m jobs.bench.codecs "$@"
