@@ -1,0 +1,176 @@
+"""``VideoLoader``: shards in, (video tensor, batch dict) out, decoded and augmented by DALI.
+
+    loader = VideoLoader("shards/train", plan="speednet", batch_size=8)
+    for video, batch in loader:       # video: float32 (N, C, T, H, W), N = clips in the batch
+        ...                           # batch: see ``pipeline.batches`` for its keys
+
+What each rank reads at each step is a pure function of (seed, epoch, rank, step)
+(``pipeline.order``), plans and augmentation are drawn from a generator seeded by the same four
+numbers, so the same seed gives the same batches and ``VideoLoader(..., epoch=e, step=s)`` continues
+exactly where a loader stopped (``state_dict``). A sample DALI cannot decode is dropped, counted in
+``dropped``, and the epoch goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+from functools import partial
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from pipeline import graph, order
+from pipeline.augment import AugmentConfig
+from pipeline.batches import PreparedBatch, prepare_batch
+from pipeline.plans import PLANS
+from pipeline.shards import ShardIndex, resolve_shards
+
+DEFAULT_AUGMENT = {"speednet": AugmentConfig("speednet"), "rspnet": AugmentConfig("rspnet"),
+                   "eval": AugmentConfig("eval", out=112), "sliding": AugmentConfig("eval", out=112)}
+RNG_PLANS = {"speednet", "rspnet"}  # the others are deterministic and take no generator
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be auto, cpu or gpu, not {device!r}")
+    if device == "gpu" and not torch.cuda.is_available():
+        raise RuntimeError("device gpu asked for, but torch sees no CUDA device")
+    return device
+
+
+class _Source:
+    """DALI's batch callable: prepares step after step of one epoch and remembers each batch dict."""
+
+    def __init__(self, loader: VideoLoader):
+        self.loader = loader
+        self.pending: collections.deque[PreparedBatch] = collections.deque()
+        self.step = loader.step
+
+    def __call__(self, _info=None):
+        ld = self.loader
+        while self.step < ld.steps_per_epoch:
+            positions = order.batch_positions(ld._order, self.step, ld.batch_size)
+            positions = [p for p in positions if ld.index.samples[p].key not in ld.bad_keys]
+            rng = order.step_rng(ld.seed, ld.epoch, ld.rank, self.step)
+            batch = prepare_batch(ld.index, np.array(positions, int), ld._plan, ld.augment, rng, ld.epoch, self.step)
+            self.step += 1
+            ld.dropped.extend({"key": k, "reason": "too short for the plan"} for k in batch.too_short)
+            if batch.feeds["encoded"]:
+                self.pending.append(batch)
+                return tuple(batch.feeds[name] for name in graph.FEEDS)
+        raise StopIteration
+
+
+class VideoLoader:
+    def __init__(self, shards, plan: str = "rspnet", plan_options: dict | None = None,
+                 augment: AugmentConfig | None = None, batch_size: int = 8, device: str = "auto",
+                 rank: int = 0, world: int = 1, seed: int = 0, epoch: int = 0, step: int = 0,
+                 num_threads: int = 2, shuffle: bool = True, normalize: bool = True):
+        if plan not in PLANS:
+            raise ValueError(f"unknown plan {plan!r}; choose from {', '.join(PLANS)}")
+        self.index = ShardIndex(resolve_shards(shards) if not isinstance(shards, list) else shards)
+        fn = partial(PLANS[plan], **(plan_options or {}))
+        self._plan = fn if plan in RNG_PLANS else (lambda frames, rng: fn(frames))
+        self.plan_name = plan
+        self.augment = augment or DEFAULT_AUGMENT[plan]
+        self.batch_size, self.rank, self.world, self.seed = batch_size, rank, world, seed
+        self.epoch, self.step, self.shuffle, self.normalize = epoch, step, shuffle, normalize
+        self.device = resolve_device(device)
+        self.num_threads = num_threads
+        self.steps_per_epoch = order.steps_per_epoch(len(self.index), batch_size, world, drop_last=shuffle)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{len(self.index)} samples make no batch of {batch_size} on {world} ranks")
+        self.dropped: list[dict] = []
+        self.bad_keys: set[str] = set()
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def state_dict(self) -> dict:
+        """Where the next batch comes from: pass these to a new loader to resume."""
+        return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.step, self.seed = state["epoch"], state["step"], state["seed"]
+
+    def _build(self):
+        self._order = order.epoch_order(len(self.index), self.epoch, self.seed, self.rank, self.world, self.shuffle)
+        self._source = _Source(self)
+        device_id = None if self.device == "cpu" else torch.cuda.current_device()
+        self._pipe = graph.build(self._source, batch_size=self.batch_size, device_id=device_id,
+                                 num_threads=self.num_threads, colour=self.augment.colour,
+                                 blur=self.augment.colour and self.augment.blur_p > 0, normalize=self.normalize)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor | list[torch.Tensor], dict]]:
+        """One epoch from the current position; the position then moves to the next epoch."""
+        self._build()
+        try:
+            while True:
+                try:
+                    (out,) = self._pipe.run()
+                except StopIteration:
+                    break
+                except RuntimeError as error:  # a sample DALI cannot decode
+                    self._drop_undecodable(self._source.pending.popleft(), error)
+                    continue
+                batch = self._source.pending.popleft()
+                self.step = batch.info["step"] + 1
+                yield self._to_torch(out, batch.info), _tensors(batch.info)
+        finally:
+            self._pipe = None
+        self.epoch, self.step = self.epoch + 1, 0
+
+    def _drop_undecodable(self, batch: PreparedBatch, error: Exception) -> None:
+        """Find the samples of ``batch`` that do not decode, drop them, and restart at its step."""
+        keys = list(dict.fromkeys(batch.info["keys"]))
+        bad = [k for k, data in zip(keys, batch.feeds["encoded"]) if not _decodes(data.tobytes())] or keys
+        reason = str(error).strip().splitlines()[0][:200]
+        self.dropped.extend({"key": k, "reason": f"undecodable: {reason}"} for k in bad)
+        self.bad_keys.update(bad)
+        self.step = batch.info["step"]
+        self._build()
+
+    def _to_torch(self, out, info: dict):
+        clips = []
+        for i, per_sample in enumerate(info["clips_per_sample"]):
+            x = torch.as_tensor(np.array(out[i])) if self.device == "cpu" else _gpu_tensor(out[i])
+            clips.append(x.reshape(per_sample, -1, *x.shape[1:]))  # (K, T, C, H, W) or (K, T, H, W, C)
+        shapes = {c.shape[1:] for c in clips}
+        if len(shapes) > 1:
+            return [_layout(c, self.normalize) for c in clips]  # sizes differ (preview without augmentation)
+        return _layout(torch.cat(clips), self.normalize)
+
+
+def _layout(x: torch.Tensor, normalized: bool) -> torch.Tensor:
+    # normalised: (N, T, C, H, W) -> (N, C, T, H, W); uint8 previews stay (N, T, H, W, C)
+    return x.permute(0, 2, 1, 3, 4).contiguous() if normalized else x
+
+
+def _gpu_tensor(tensor) -> torch.Tensor:
+    return torch.as_tensor(tensor, device="cuda").clone()  # DALI reuses its buffers
+
+
+def _tensors(info: dict) -> dict:
+    out = dict(info)
+    out["sample"] = torch.tensor(info["sample"], dtype=torch.long)
+    out["label_index"] = torch.tensor(info["label_index"], dtype=torch.long)
+    out["speed"] = torch.tensor(info["speed"], dtype=torch.float32)
+    out["aug_group"] = torch.tensor(info["aug_group"], dtype=torch.long)
+    out["indices"] = torch.tensor(np.array(info["indices"]), dtype=torch.long)
+    return out
+
+
+def _decodes(data: bytes) -> bool:
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as c:
+            for _ in c.decode(video=0):
+                pass
+        return True
+    except (av.error.FFmpegError, IndexError):
+        return False

@@ -1,0 +1,33 @@
+"""Which samples each rank reads at each step: a pure function of (seed, epoch, rank, step).
+
+Every epoch is a fresh seeded permutation of all samples, cut into equal parts per rank (the few
+samples that do not divide evenly are left out of that epoch, so every rank runs the same number of
+steps). A loader resumed at (epoch, step) reads exactly what an uninterrupted one would have read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def epoch_order(n: int, epoch: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True) -> np.ndarray:
+    """Sample positions this rank reads in ``epoch``, in order."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside world size {world}")
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    per_rank = n // world
+    return order[rank * per_rank : (rank + 1) * per_rank]
+
+
+def steps_per_epoch(n: int, batch_size: int, world: int = 1, drop_last: bool = True) -> int:
+    per_rank = n // world
+    return per_rank // batch_size if drop_last else -(-per_rank // batch_size)
+
+
+def batch_positions(order: np.ndarray, step: int, batch_size: int) -> np.ndarray:
+    return order[step * batch_size : (step + 1) * batch_size]
+
+
+def step_rng(seed: int, epoch: int, rank: int, step: int) -> np.random.Generator:
+    """The generator for one batch's plans and augmentation: independent of what ran before."""
+    return np.random.default_rng([seed, epoch, rank, step, 0x5EED])
