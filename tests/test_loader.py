@@ -1,0 +1,196 @@
+"""The DALI loader on CPU: the planned frames come out, deterministic, resumable, robust."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("nvidia.dali")
+
+from jobs.shard.__main__ import main as shard_main  # noqa: E402
+from jobs.shard.tar_writer import ShardTarWriter  # noqa: E402
+from pipeline.augment import AugmentConfig, sample_params  # noqa: E402
+from pipeline.loader import VideoLoader  # noqa: E402
+from pipeline.plans import rspnet_plan  # noqa: E402
+from pipeline.shards import ShardIndex, resolve_shards  # noqa: E402
+from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset  # noqa: E402
+from jobs.bench.shard import kinetics_layout  # noqa: E402
+
+RAW = AugmentConfig("none")
+
+
+@pytest.fixture(scope="module")
+def synthetic_shards(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("kinetics")
+    make_kinetics_dataset(root, SyntheticConfig(videos_per_class={"train": 2, "val": 0, "test": 0}, duration_s=3.0))
+    out = tmp_path_factory.mktemp("shards")
+    assert shard_main(["kinetics", "--root", str(root), "--out", str(out), "--splits", "train",
+                       "--videos-per-shard", "4", "--workers", "2", "--no-progress"]) == 0
+    return out / "train"
+
+
+@pytest.fixture(scope="module")
+def real_shards(real_videos, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("real") / "k"
+    kinetics_layout([str(p) for p in real_videos.values()], 1, root)
+    out = tmp_path_factory.mktemp("real-shards")
+    assert shard_main(["kinetics", "--root", str(root), "--out", str(out), "--splits", "train",
+                       "--workers", "2", "--no-progress"]) == 0
+    return out / "train"
+
+
+def reference_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """An independent YUV->RGB: PyAV's decoded planes, BT.601 limited range, centre-sited bilinear chroma."""
+    h, w = frame.height, frame.width
+    planes = frame.to_ndarray(format="yuv420p").astype(np.float64)
+    y = planes[:h]
+    u = planes[h : h + h // 4].reshape(h // 2, w // 2)
+    v = planes[h + h // 4 :].reshape(h // 2, w // 2)
+
+    def up(c, axis):
+        prev, nxt = np.roll(c, 1, axis), np.roll(c, -1, axis)
+        first, last = [slice(None)] * 2, [slice(None)] * 2
+        first[axis], last[axis] = 0, -1
+        prev[tuple(first)], nxt[tuple(last)] = c[tuple(first)], c[tuple(last)]
+        return np.stack([0.75 * c + 0.25 * prev, 0.75 * c + 0.25 * nxt], axis + 1).reshape(
+            [n * 2 if i == axis else n for i, n in enumerate(c.shape)])
+
+    u, v = up(up(u, 0), 1) - 128, up(up(v, 0), 1) - 128
+    y = (y - 16) * 255 / 219
+    u, v = u * 255 / 224, v * 255 / 224
+    rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1)
+    return np.clip(np.round(rgb), 0, 255)
+
+
+class DecodedReference:
+    """A sample decoded by PyAV; frames converted to RGB on first use (conversion is the slow part)."""
+
+    def __init__(self, index: ShardIndex, key: str):
+        pos = next(i for i, s in enumerate(index.samples) if s.key == key)
+        with av.open(io.BytesIO(index.read(pos)[1])) as c:
+            self.frames = list(c.decode(video=0))
+        self._rgb: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if i not in self._rgb:
+            self._rgb[i] = reference_rgb(self.frames[i])
+        return self._rgb[i]
+
+
+@pytest.mark.parametrize("plan", ["speednet", "rspnet", "eval"])
+@pytest.mark.parametrize("shards", ["synthetic_shards", "real_shards"])
+def test_clips_hold_exactly_the_planned_frames(plan, shards, request):
+    """Every returned frame equals the independent decoder's frame at the planned index (up to
+    rounding of the colour conversion), and no other frame of the video fits it better."""
+    split = request.getfixturevalue(shards)
+    loader = VideoLoader(split, plan=plan, batch_size=2, device="cpu", augment=RAW, normalize=False)
+    video, batch = next(iter(loader))
+    # uint8 clips (T, H, W, C): one tensor when all samples share a size, else one per sample
+    clips = [clip for sample in video for clip in sample] if isinstance(video, list) else list(video)
+    per_sample = {}
+    for c, key in enumerate(batch["keys"]):
+        ref = per_sample.setdefault(key, DecodedReference(loader.index, key))
+        got = clips[c].numpy().astype(np.float64)
+        for frame, planned in zip(got, batch["indices"][c].tolist()):
+            err = np.abs(frame - ref[planned]).max()
+            assert err <= 2, (key, planned, err)  # colour conversion rounding only
+            near = range(max(0, planned - 2), min(len(ref), planned + 3))  # off-by-one is the risk
+            errors = {i: np.abs(ref[i] - frame).mean() for i in near}
+            assert errors[planned] == min(errors.values()), (key, planned, errors)
+
+
+def test_batches_have_the_papers_shapes(synthetic_shards):
+    video, batch = next(iter(VideoLoader(synthetic_shards, plan="speednet", batch_size=4, device="cpu")))
+    n, c, t, h, w = video.shape
+    assert (n, c, t) == (8, 3, 16) and h == w and 64 <= h <= 336 and video.dtype == torch.float32
+    assert batch["role"] == ["normal", "sped_up"] * 4  # both versions of every clip, same batch
+    assert all(1 <= s <= 1.2 for s in batch["speed"][0::2]) and all(1.7 <= s <= 2.2 for s in batch["speed"][1::2])
+    video, batch = next(iter(VideoLoader(synthetic_shards, plan="rspnet", batch_size=4, device="cpu")))
+    assert video.shape == (12, 3, 16, 112, 112)
+    assert batch["role"][:3] == ["anchor", "positive", "negative"] and batch["indices"].shape == (12, 16)
+    video, batch = next(iter(VideoLoader(synthetic_shards, plan="eval", batch_size=2, device="cpu")))
+    assert video.shape == (20, 3, 16, 112, 112) and batch["keys"][0] == batch["keys"][9] != batch["keys"][10]
+
+
+def _epoch(loader, limit=None):
+    out = []
+    for i, (video, batch) in enumerate(loader):
+        out.append((video.clone(), batch["keys"], batch["indices"].clone(), loader.state_dict()))
+        if limit is not None and i + 1 == limit:
+            break
+    return out
+
+
+def test_same_seed_same_batches_other_seed_other_batches(synthetic_shards):
+    a = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", seed=7))
+    b = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", seed=7))
+    c = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", seed=8))
+    assert len(a) == len(b) == 4
+    for (va, ka, ia, _), (vb, kb, ib, _) in zip(a, b):
+        assert ka == kb and torch.equal(ia, ib) and torch.equal(va, vb)
+    assert [k for _, k, _, _ in a] != [k for _, k, _, _ in c]
+
+
+def test_resumed_loader_continues_where_it_stopped(synthetic_shards):
+    full = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", seed=1)
+    first_epoch, second_epoch = _epoch(full), _epoch(full)
+    stopped = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", seed=1)
+    head = _epoch(stopped, limit=2)
+    state = stopped.state_dict()
+    assert state == {"epoch": 0, "step": 2, "seed": 1}
+    resumed = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", **state)
+    tail = _epoch(resumed)
+    for (va, ka, ia, _), (vb, kb, ib, _) in zip(first_epoch, head + tail):
+        assert ka == kb and torch.equal(ia, ib) and torch.equal(va, vb)
+    assert resumed.state_dict() == {"epoch": 1, "step": 0, "seed": 1}
+    assert [k for _, k, _, _ in second_epoch] != [k for _, k, _, _ in first_epoch]  # reshuffled per epoch
+
+
+def test_ranks_read_disjoint_equal_parts(synthetic_shards):
+    keys = [set(k for _, ks, _, _ in _epoch(VideoLoader(synthetic_shards, plan="eval", batch_size=2, device="cpu",
+                                                          rank=r, world=2)) for k in ks) for r in range(2)]
+    assert not keys[0] & keys[1] and len(keys[0]) == len(keys[1]) == 6
+
+
+def test_undecodable_sample_is_dropped_and_counted(synthetic_shards, tmp_path):
+    for p in synthetic_shards.glob("*-00000[01].*"):
+        shutil.copy(p, tmp_path)
+    index = ShardIndex(resolve_shards(tmp_path))
+    meta, _ = index.read(0)
+    broken = json.dumps({**meta.to_json_dict(), "key": "broken"}).encode()
+    with ShardTarWriter(tmp_path / "train-000002.tar") as w:
+        w.add("broken", {"mp4": b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40, "json": broken})
+        w.commit()
+    loader = VideoLoader(tmp_path, plan="rspnet", batch_size=3, device="cpu", seed=0)
+    seen = {k for _, ks, _, _ in _epoch(loader) for k in ks}
+    assert [d["key"] for d in loader.dropped] == ["broken"] and "undecodable" in loader.dropped[0]["reason"]
+    assert len(seen) == 8 and "broken" not in seen  # its batch is rerun without it; the epoch goes on
+
+
+def test_too_short_videos_follow_the_stated_policy(synthetic_shards):
+    frames = ShardIndex(resolve_shards(synthetic_shards)).read(0)[0].frames  # 75
+    skip = VideoLoader(synthetic_shards, plan="rspnet", plan_options={"T": 48, "short": "skip"}, batch_size=2,
+                       device="cpu", augment=RAW, normalize=False)
+    assert _epoch(skip) == [] and len(skip.dropped) == 12 and "too short" in skip.dropped[0]["reason"]
+    pad = VideoLoader(synthetic_shards, plan="rspnet", plan_options={"T": 48}, batch_size=2, device="cpu")
+    _, batch = next(iter(pad))
+    assert batch["indices"].max() == frames - 1  # padded with the last frame, never past it
+
+
+def test_positive_and_negative_share_their_crop_and_flip():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        clips = rspnet_plan(100, rng)
+        params = sample_params(AugmentConfig("rspnet"), 240, 320, clips, 112, rng)
+        anchor, positive, negative = params.matrix.reshape(3, 16, 2, 3)[:, 0]
+        assert np.array_equal(positive, negative) and not np.array_equal(anchor, positive)
