@@ -13,10 +13,16 @@ default:
 demo:
     {{python}} -m pipeline.synthetic --out demo-out/kinetics --seed 0
     {{python}} -m jobs.shard kinetics --root demo-out/kinetics --out demo-out/shards --shard-size 256KB --overwrite
+    {{python}} -m pipeline.preview demo-out/shards/train --plan speednet --batches 1 --out demo-out/preview
+    {{python}} -m pipeline.preview demo-out/shards/train --plan rspnet --batches 1 --out demo-out/preview
 
 # Shard a dataset: just shard kinetics ROOT OUT [--splits train,val --workers 16 ...]
 shard dataset root out *args:
     {{python}} -m jobs.shard "$1" --root "$2" --out "$3" "${@:4}"
+
+# Contact sheets and frames of what the model will see: just preview SHARDS --plan rspnet --out DIR
+preview shards *args:
+    {{python}} -m pipeline.preview "$1" "${@:2}"
 
 # Run the test suite (what CI runs)
 test *args:
@@ -29,3 +35,7 @@ bench-shard *args:
 # Which codec and keyframe interval to store: size, encode cost and CPU decode paths, side by side
 bench-shard-codecs *args:
     {{python}} -m jobs.bench.codecs "$@"
+
+# Loader clips/s against a PyAV DataLoader baseline and a sequential-decode ceiling, same shards
+bench-loader *args:
+    {{python}} -m jobs.bench.loader "$@"

@@ -42,6 +42,10 @@ class AugmentConfig:
     blur_p: float = 0.5
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     flip_p: float = 0.5
+    # An antialiased resize of the whole frame before cropping is right for large downscales
+    # (336 px shards to RSPNet's 128), but on CPU it costs as much as decoding. False folds the
+    # scale into each clip's affine map: one bilinear pass, aliasing when shrinking by 2x or more.
+    antialias: bool = True
 
     def __post_init__(self):
         if self.recipe not in ("speednet", "rspnet", "eval", "none"):
@@ -56,7 +60,7 @@ class AugmentConfig:
 class SampleParams:
     """Everything the graph needs for one sample (all its clips)."""
 
-    resize: tuple[int, int]  # (height, width) after the antialiased resize
+    resize: tuple[int, int]  # (height, width) after the antialiased resize (the stored size: none)
     out: tuple[int, int]  # (height, width) of every clip
     matrix: np.ndarray  # (frames, 2, 3): per-frame destination -> source affine map
     hsv: np.ndarray  # (frames, 3): hue shift (degrees), saturation and value multipliers
@@ -102,24 +106,26 @@ def sample_params(cfg: AugmentConfig, height: int, width: int, clips: list[Clip]
     """Parameters for one sample of stored size ``height x width`` whose clips are ``clips``."""
     T = len(clips[0].indices)
     if cfg.recipe == "none":
-        rh, rw = height, width
-        out = (height, width)
+        base, out = (height, width), (height, width)
     else:
         short = {"speednet": batch_side, "rspnet": cfg.base, "eval": round(cfg.out / 0.875)}[cfg.recipe]
-        rh, rw = resized(height, width, short)
-        out = (batch_side, batch_side)
-    groups: dict[int, tuple] = {}
+        base, out = resized(height, width, short), (batch_side, batch_side)
+    # Crops are drawn in the base frame. Without antialiasing there is no resize op: the map then
+    # takes base coordinates on to stored ones as well.
+    fold = np.eye(3) if cfg.antialias else np.diag([width / base[1], height / base[0], 1.0])
+    groups: dict[int, np.ndarray] = {}
     matrices, hsv, contrast, sigma = [], [], [], []
     for clip in clips:
         if clip.aug_group not in groups:
-            groups[clip.aug_group] = _spatial(cfg, rh, rw, out, rng)
-        matrices.append(np.tile(groups[clip.aug_group].reshape(1, 2, 3), (T, 1, 1)))
+            crop = np.vstack([_spatial(cfg, *base, out, rng).reshape(2, 3), [0, 0, 1]])
+            groups[clip.aug_group] = (fold @ crop)[:2].astype(np.float32)
+        matrices.append(np.tile(groups[clip.aug_group], (T, 1, 1)))
         c_hsv, c_contrast, c_sigma = _colour(cfg, rng)  # colour is drawn per clip, as per-image transforms do
         hsv.append(np.tile(c_hsv, (T, 1)))
         contrast.append(np.full(T, c_contrast, np.float32))
         sigma.append(np.full(T, c_sigma, np.float32))
-    return SampleParams((rh, rw), out, np.concatenate(matrices), np.concatenate(hsv), np.concatenate(contrast),
-                        np.concatenate(sigma))
+    return SampleParams(base if cfg.antialias else (height, width), out, np.concatenate(matrices),
+                        np.concatenate(hsv), np.concatenate(contrast), np.concatenate(sigma))
 
 
 def _spatial(cfg: AugmentConfig, h: int, w: int, out: tuple[int, int], rng) -> np.ndarray:

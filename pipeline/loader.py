@@ -49,6 +49,7 @@ class _Source:
         self.loader = loader
         self.pending: collections.deque[PreparedBatch] = collections.deque()
         self.step = loader.step
+        self.feeds = graph.feeds_for(loader.augment.antialias, loader.augment.colour, loader._blur)
 
     def __call__(self, _info=None):
         ld = self.loader
@@ -61,7 +62,7 @@ class _Source:
             ld.dropped.extend({"key": k, "reason": "too short for the plan"} for k in batch.too_short)
             if batch.feeds["encoded"]:
                 self.pending.append(batch)
-                return tuple(batch.feeds[name] for name in graph.FEEDS)
+                return tuple(batch.feeds[name] for name in self.feeds)
         raise StopIteration
 
 
@@ -90,6 +91,10 @@ class VideoLoader:
     def __len__(self) -> int:
         return self.steps_per_epoch
 
+    @property
+    def _blur(self) -> bool:
+        return self.augment.colour and self.augment.blur_p > 0
+
     def state_dict(self) -> dict:
         """Where the next batch comes from: pass these to a new loader to resume."""
         return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
@@ -102,8 +107,8 @@ class VideoLoader:
         self._source = _Source(self)
         device_id = None if self.device == "cpu" else torch.cuda.current_device()
         self._pipe = graph.build(self._source, batch_size=self.batch_size, device_id=device_id,
-                                 num_threads=self.num_threads, colour=self.augment.colour,
-                                 blur=self.augment.colour and self.augment.blur_p > 0, normalize=self.normalize)
+                                 num_threads=self.num_threads, antialias=self.augment.antialias,
+                                 colour=self.augment.colour, blur=self._blur, normalize=self.normalize)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor | list[torch.Tensor], dict]]:
         """One epoch from the current position; the position then moves to the next epoch."""
@@ -135,14 +140,19 @@ class VideoLoader:
         self._build()
 
     def _to_torch(self, out, info: dict):
-        clips = []
-        for i, per_sample in enumerate(info["clips_per_sample"]):
-            x = torch.as_tensor(np.array(out[i])) if self.device == "cpu" else _gpu_tensor(out[i])
-            clips.append(x.reshape(per_sample, -1, *x.shape[1:]))  # (K, T, C, H, W) or (K, T, H, W, C)
-        shapes = {c.shape[1:] for c in clips}
-        if len(shapes) > 1:
+        per_sample = info["clips_per_sample"]
+        if self.device == "gpu":
+            samples = [_gpu_tensor(out[i]) for i in range(len(per_sample))]
+        elif out.is_dense_tensor():  # one copy out of DALI's buffer for the whole batch
+            dense = torch.from_numpy(np.array(out.as_tensor()))
+            samples = list(dense) if len(set(per_sample)) > 1 else [dense.reshape(-1, *dense.shape[2:])]
+            per_sample = per_sample if len(set(per_sample)) > 1 else [sum(per_sample)]
+        else:
+            samples = [torch.from_numpy(np.array(out[i])) for i in range(len(per_sample))]
+        clips = [x.reshape(k, -1, *x.shape[1:]) for x, k in zip(samples, per_sample)]  # (K, T, ...) each
+        if len({c.shape[1:] for c in clips}) > 1:
             return [_layout(c, self.normalize) for c in clips]  # sizes differ (preview without augmentation)
-        return _layout(torch.cat(clips), self.normalize)
+        return _layout(clips[0] if len(clips) == 1 else torch.cat(clips), self.normalize)
 
 
 def _layout(x: torch.Tensor, normalized: bool) -> torch.Tensor:

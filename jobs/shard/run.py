@@ -72,7 +72,15 @@ def transcode_entry(entry: dict, encode: EncodeSettings) -> tuple[str, bytes | N
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    """A pool whose workers are known to start: a crash later is then the file's, not the setup's."""
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    try:
+        pool.submit(int).result()
+    except BrokenProcessPool:
+        pool.shutdown(cancel_futures=True)
+        raise RuntimeError("worker processes could not start; run the job from a file or as "
+                           "`python -m jobs.shard`, not from standard input") from None
+    return pool
 
 
 def _isolated(entry: dict, encode: EncodeSettings):
