@@ -67,6 +67,10 @@ class _Source:
 
 
 class VideoLoader:
+    """Batches of clips from shards. ``plan`` names a plan of ``pipeline.plans`` (its keyword
+    arguments in ``plan_options``); ``augment`` defaults to the paper recipe for the plan; ``rank`` and
+    ``world`` split every epoch across processes; ``epoch`` and ``step`` say where to start."""
+
     def __init__(self, shards, plan: str = "rspnet", plan_options: dict | None = None,
                  augment: AugmentConfig | None = None, batch_size: int = 8, device: str = "auto",
                  rank: int = 0, world: int = 1, seed: int = 0, epoch: int = 0, step: int = 0,
@@ -130,11 +134,13 @@ class VideoLoader:
         self.epoch, self.step = self.epoch + 1, 0
 
     def _drop_undecodable(self, batch: PreparedBatch, error: Exception) -> None:
-        """Find the samples of ``batch`` that do not decode, drop them, and restart at its step."""
+        """Drop the samples of ``batch`` that an independent decoder cannot read either, and restart
+        at its step. If they all decode, the error is not the data's: it is raised."""
         keys = list(dict.fromkeys(batch.info["keys"]))
-        bad = [k for k, data in zip(keys, batch.feeds["encoded"]) if not _decodes(data.tobytes())] or keys
-        reason = str(error).strip().splitlines()[0][:200]
-        self.dropped.extend({"key": k, "reason": f"undecodable: {reason}"} for k in bad)
+        bad = [k for k, data in zip(keys, batch.feeds["encoded"]) if not _decodes(data.tobytes())]
+        if not bad:
+            raise error
+        self.dropped.extend({"key": k, "reason": f"undecodable: {_dali_reason(error)}"} for k in bad)
         self.bad_keys.update(bad)
         self.step = batch.info["step"]
         self._build()
@@ -172,6 +178,13 @@ def _tensors(info: dict) -> dict:
     out["aug_group"] = torch.tensor(info["aug_group"], dtype=torch.long)
     out["indices"] = torch.tensor(np.array(info["indices"]), dtype=torch.long)
     return out
+
+
+def _dali_reason(error: Exception) -> str:
+    """The line of a DALI error that says what went wrong (it comes after 'encountered:')."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    after = lines[lines.index("encountered:") + 1 :] if "encountered:" in lines else lines
+    return (after or ["unknown DALI error"])[0][:200]
 
 
 def _decodes(data: bytes) -> bool:

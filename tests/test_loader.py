@@ -251,3 +251,21 @@ def test_gpu_nvdec_path_matches_cpu_path(shards, request):
         b = torch.cat([x.flatten() for x in b]).cpu() if isinstance(b, list) else b.flatten().cpu()
         mse = ((a.double() - b.double()) ** 2).mean()
         assert 10 * torch.log10(255**2 / mse) >= 40
+
+
+def test_a_graph_error_is_raised_not_blamed_on_the_data(synthetic_shards, monkeypatch):
+    """Every sample decodes elsewhere, so a DALI failure is a bug to surface, not samples to drop."""
+    import pipeline.augment as augment
+
+    broken = augment.sample_params
+
+    def wrong_matrix_shape(*args, **kwargs):
+        params = broken(*args, **kwargs)
+        params.matrix = params.matrix.reshape(-1, 6)  # what DALI's warp_affine refuses
+        return params
+
+    monkeypatch.setattr("pipeline.batches.sample_params", wrong_matrix_shape)
+    loader = VideoLoader(synthetic_shards, plan="rspnet", batch_size=2, device="cpu")
+    with pytest.raises(RuntimeError, match="warp_affine"):
+        next(iter(loader))
+    assert loader.dropped == []

@@ -193,9 +193,14 @@ def _diff(a: dict, b: dict, prefix: str = "") -> Iterator[str]:
             yield f"{prefix}{k}: {a.get(k)} -> {b.get(k)}"
 
 
+def done_record(paths: dict, index: int) -> Path:
+    """The record whose existence marks shard ``index`` as complete."""
+    return paths["done"] / f"{index:06d}.json"
+
+
 def pending_shards(plan: ShardPlan, out: Path) -> list[int]:
-    done = split_paths(out, plan.split)["done"]
-    return [i for i in range(len(plan.shards)) if not (done / f"{i:06d}.json").exists()]
+    paths = split_paths(out, plan.split)
+    return [i for i in range(len(plan.shards)) if not done_record(paths, i).exists()]
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -215,7 +220,7 @@ def _write_shard(paths: dict, plan: ShardPlan, index: int, results: Iterable[tup
             writer.commit()  # a shard whose videos all failed leaves no (empty, unreadable) tar
     record = ShardRecord(index=index, name=tar_path.name if writer.samples else None,
                          samples=writer.samples, bytes=writer.bytes_written, failed=failed)
-    record.save(paths["done"] / f"{index:06d}.json")  # last: the shard counts as done only now
+    record.save(done_record(paths, index))  # last: the shard counts as done only now
     return record
 
 
@@ -251,7 +256,7 @@ def finish_split(out: Path, plan: ShardPlan, labels: list[str]) -> dict:
     if missing:
         raise RuntimeError(f"{len(missing)} of {len(plan.shards)} shards of {plan.split} are not done; "
                            "run the same command again to finish them")
-    records = [ShardRecord.load(paths["done"] / f"{i:06d}.json") for i in range(len(plan.shards))]
+    records = [ShardRecord.load(done_record(paths, i)) for i in range(len(plan.shards))]
     manifest = build_manifest(plan.identity["dataset"], plan.split, labels, records, plan.failed_before,
                               plan.missing, {**plan.identity, "videos_per_shard": plan.videos_per_shard})
     write_manifest(paths["manifest"], manifest)
