@@ -86,7 +86,8 @@ class VideoLoader:
         self.epoch, self.step, self.shuffle, self.normalize = epoch, step, shuffle, normalize
         self.device = resolve_device(device)
         self.num_threads = num_threads
-        self.steps_per_epoch = order.steps_per_epoch(len(self.index), batch_size, world, drop_last=shuffle)
+        mine = len(order.epoch_order(len(self.index), 0, seed, rank, world, shuffle))
+        self.steps_per_epoch = order.steps_per_epoch(mine, batch_size, drop_last=shuffle)
         if self.steps_per_epoch == 0:
             raise ValueError(f"{len(self.index)} samples make no batch of {batch_size} on {world} ranks")
         self.dropped: list[dict] = []

@@ -237,3 +237,4 @@ def test_clips_to_arrays():
     assert arrays["indices"].shape == (3, 8) and arrays["indices"].dtype == np.int32
     assert arrays["speed"].dtype == np.float32 and arrays["aug_group"].tolist() == [0, 1, 1]
     assert arrays["role"] == ["anchor", "positive", "negative"]
+
