@@ -168,7 +168,14 @@ def _layout(x: torch.Tensor, normalized: bool) -> torch.Tensor:
 
 
 def _gpu_tensor(tensor) -> torch.Tensor:
-    return torch.as_tensor(tensor, device="cuda").clone()  # DALI reuses its buffers
+    """Copy one DALI GPU sample into a new torch tensor, ordered after DALI's work on its stream."""
+    from nvidia.dali import types
+    from nvidia.dali.plugin.pytorch import feed_ndarray
+
+    dtype = torch.float32 if tensor.dtype == types.FLOAT else torch.uint8
+    out = torch.empty(tensor.shape(), dtype=dtype, device="cuda")
+    feed_ndarray(tensor, out, cuda_stream=torch.cuda.current_stream())
+    return out
 
 
 def _tensors(info: dict) -> dict:
