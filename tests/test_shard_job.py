@@ -130,7 +130,7 @@ def test_bad_inputs_fail_with_reasons_and_the_rest_shard(kinetics, sharded):
             assert stem in reasons and stem not in samples, fx.kind
     words = {"empty": "empty file", "not_a_video": "not a readable video", "audio_only": "no video stream",
              "too_short": "too short", "truncated": "not a readable video", "corrupt": "corrupt",
-             "corrupt_silent": "concealed damage", "truncated_faststart": "decoded frames"}
+             "corrupt_silent": "concealed damage", "truncated_faststart": "truncated"}
     for stem, fx in kinetics["fixtures"].items():
         if fx.kind in words:
             assert words[fx.kind] in reasons[stem], (fx.kind, reasons[stem])

@@ -157,6 +157,25 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
+def _decode_failure(container, stream, decoded: int, shown: float, error) -> str:
+    """Why decoding stopped: the file ends early (truncated) or its data is damaged (corrupt).
+
+    Demuxing on, without decoding, tells them apart: damaged data is followed by more packets up to
+    the declared duration; a cut file has none."""
+    reached = shown
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                reached = max(reached, float(packet.pts * stream.time_base))
+    except av.error.FFmpegError:
+        pass
+    declared = _declared_duration(container, stream)
+    message = error.strerror or error
+    if declared and reached < 0.9 * declared:
+        return f"truncated: the data ends after {reached:.2f} s of the declared {declared:.2f} s ({message})"
+    return f"corrupt video data after {decoded} decoded frames ({message})"
+
+
 def normalize(path: str | os.PathLike, settings: EncodeSettings) -> Normalized:
     """Decode ``path``, resample to ``settings`` and re-encode; raise ``Rejected`` for bad input."""
     path = Path(path)
@@ -221,7 +240,8 @@ def _transcode(container, stream, path: Path, settings: EncodeSettings) -> Norma
                 graph.vpush(frame)
                 drain()
     except av.error.FFmpegError as e:
-        raise Rejected(f"corrupt video data after {decoded} decoded frames ({e.strerror or e})") from None
+        shown = float((last_pts - first_pts) * time_base) if decoded else 0.0
+        raise Rejected(_decode_failure(container, stream, decoded, shown, e)) from None
     if graph is None:
         raise Rejected("no decodable video frames")
     if damaged:
