@@ -1,0 +1,26 @@
+"""RSPNet's relative speed perception (RSP) and its SP ablation (RSPNet section 3.2, table 1).
+
+RSP: clips c_i and c_j play at the same speed, c_k at another; with m = g_m(f(c)) their embeddings,
+    L_m = max(0, gamma - (d(m_i, m_j) - d(m_i, m_k))),   d = cosine similarity, gamma = 0.15,
+so same-speed pairs must be more similar than different-speed pairs by a margin.
+SP: classify each clip's speed directly (cross-entropy over the speed set), the ablation RSP beats.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def rsp_loss(m_i: torch.Tensor, m_j: torch.Tensor, m_k: torch.Tensor, gamma: float = 0.15) -> torch.Tensor:
+    """Mean triplet margin loss over the batch; inputs (N, D), anchor, same speed, other speed."""
+    same = F.cosine_similarity(m_i, m_j, dim=1)
+    other = F.cosine_similarity(m_i, m_k, dim=1)
+    return F.relu(gamma - (same - other)).mean()
+
+
+def speed_classification_loss(logits: torch.Tensor, speeds: torch.Tensor, speed_set: tuple[float, ...]) -> torch.Tensor:
+    """SP: cross-entropy of (N, len(speed_set)) logits against each clip's speed."""
+    classes = torch.tensor(speed_set, dtype=speeds.dtype, device=speeds.device)
+    targets = (speeds[:, None] - classes[None, :]).abs().argmin(dim=1)
+    return F.cross_entropy(logits, targets)
