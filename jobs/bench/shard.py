@@ -23,7 +23,7 @@ from pathlib import Path
 
 import av
 
-from jobs.shard.transcode import CODECS, EncodeSettings, output_size
+from jobs.shard.transcode import CODECS, EncodeSettings, encoder_options, output_size
 
 
 def kinetics_layout(files: list[str], copies: int, root: Path) -> list[Path]:
@@ -53,15 +53,10 @@ def ffmpeg_command(ffmpeg: str, src: Path, dst: Path, s: EncodeSettings) -> list
         sar = Fraction(stream.codec_context.sample_aspect_ratio or 1)
         w, h = output_size(frame.width, frame.height, sar, rotation, s.short_side)
     codec = CODECS[s.codec]
-    options = {
-        "vp9": ["-deadline", "realtime", "-cpu-used", "8", "-crf", "32", "-b:v", "0", "-lag-in-frames", "0",
-                "-auto-alt-ref", "0", "-row-mt", "1"],
-        "h264": ["-preset", "veryfast", "-crf", "23", "-bf", "0"],
-        "mjpeg": ["-q:v", "4"],
-    }[s.codec]
+    options = [arg for key, value in encoder_options(s).items() for arg in (f"-{key}:v", value)]
     vf = f"fps={s.fps},scale={w}:{h}:flags=area,format={codec.pix_fmt},setsar=1"
     return [ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", f"file:{src}", "-an", "-vf", vf,
-            "-c:v", codec.encoder, *options, "-g", str(s.gop), "-threads", str(s.threads),
+            "-c:v", codec.encoder, *options,
             "-f", {"mp4": "mp4", "mkv": "matroska"}[codec.container], f"file:{dst}"]
 
 

@@ -124,28 +124,30 @@ def _build_graph(frame: av.VideoFrame, time_base: Fraction, rotation: int, size:
     return graph
 
 
-def _open_output(size: tuple[int, int], settings: EncodeSettings):
-    codec = CODECS[settings.codec]
-    quality = settings.quality if settings.quality is not None else codec.default_quality
-    buffer = io.BytesIO()
-    output = av.open(buffer, "w", format={"mp4": "mp4", "mkv": "matroska"}[codec.container])
-    options = {
+def encoder_options(settings: EncodeSettings) -> dict[str, str]:
+    """The encoder's AVOptions: the single definition, also what a plain ``ffmpeg`` gets as ``-key:v value``."""
+    quality = settings.quality if settings.quality is not None else CODECS[settings.codec].default_quality
+    common = {"g": str(settings.gop), "threads": str(settings.threads)}
+    return common | {
         # Realtime VP9 with no hidden alt-ref frames: every packet is one shown frame, so
         # packet and frame indices agree for frame-index decoding.
         "vp9": {"deadline": "realtime", "cpu-used": "8", "crf": str(quality), "b": "0",
                 "lag-in-frames": "0", "auto-alt-ref": "0", "row-mt": "1"},
         # No B-frames: decode order is display order, which frame-index decoding relies on.
         "h264": {"preset": "veryfast", "crf": str(quality), "bf": "0"},
-        "mjpeg": {},
+        # A fixed quantiser. (``-q:v`` works in the ffmpeg CLI only because the CLI copies
+        # global_quality onto every frame; PyAV does not, so pin qmin = qmax instead.)
+        "mjpeg": {"qmin": str(quality), "qmax": str(quality)},
     }[settings.codec]
-    stream = output.add_stream(codec.encoder, rate=settings.fps, options=options)
+
+
+def _open_output(size: tuple[int, int], settings: EncodeSettings):
+    codec = CODECS[settings.codec]
+    buffer = io.BytesIO()
+    output = av.open(buffer, "w", format={"mp4": "mp4", "mkv": "matroska"}[codec.container])
+    stream = output.add_stream(codec.encoder, rate=settings.fps, options=encoder_options(settings))
     stream.width, stream.height = size
     stream.pix_fmt = codec.pix_fmt
-    stream.gop_size = settings.gop
-    stream.codec_context.thread_count = settings.threads
-    if settings.codec == "mjpeg":
-        stream.codec_context.qscale = True
-        stream.codec_context.global_quality = quality * 118  # FF_QP2LAMBDA
     return buffer, output, stream
 
 
