@@ -38,7 +38,8 @@ class PreparedBatch:
 def prepare_batch(index: ShardIndex, positions: np.ndarray, plan: Callable[[int, np.random.Generator], list[Clip]],
                   augment: AugmentConfig, rng: np.random.Generator, epoch: int, step: int) -> PreparedBatch:
     feeds: dict[str, list[np.ndarray]] = {name: [] for name in FEEDS}
-    info: dict = {k: [] for k in ("keys", "sample", "label", "label_index", "role", "speed", "aug_group", "indices")}
+    info: dict = {k: [] for k in ("keys", "sample", "label", "label_index", "role", "speed", "aug_group", "indices",
+                                  "clips_per_sample")}
     too_short = []
     side = batch_size_draw(augment, rng)
     for pos in positions:
@@ -52,6 +53,7 @@ def prepare_batch(index: ShardIndex, positions: np.ndarray, plan: Callable[[int,
         wanted = np.concatenate([np.asarray(c.indices) for c in clips])
         frames, order = np.unique(wanted, return_inverse=True)  # decode each frame once
         sample = len(feeds["encoded"])
+        info["clips_per_sample"].append(len(clips))
         feeds["encoded"].append(np.frombuffer(data, np.uint8))
         feeds["frames"].append(frames.astype(np.int32))
         feeds["order"].append(order.astype(np.int32).ravel())
@@ -71,6 +73,5 @@ def prepare_batch(index: ShardIndex, positions: np.ndarray, plan: Callable[[int,
             info["speed"].append(clip.speed)
             info["aug_group"].append(clip.aug_group)
             info["indices"].append(clip.indices)
-    info["clips_per_sample"] = [sum(1 for s in info["sample"] if s == i) for i in range(len(feeds["encoded"]))]
     info.update(epoch=epoch, step=step)
     return PreparedBatch(feeds, info, too_short)

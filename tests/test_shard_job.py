@@ -193,10 +193,17 @@ def test_metadata_and_labels(kinetics, sharded):
     assert val_manifest["labels"] == labels  # one label index for every split
 
 
-def test_shards_are_shuffled_mixes_with_dali_indexes(sharded):
+def test_shards_follow_the_seeded_shuffle_with_dali_indexes(sharded):
+    from jobs.shard.plan import ShardPlan, assign_shards
+
     manifest, samples = read_split(sharded / "train")
-    first = [n.split(".")[0] for n in tarfile.open(sharded / "train" / manifest["shards"][0]["name"]).getnames()[0::2]]
-    assert first != sorted(first) or len({samples[k][0].label for k in first}) > 1
+    plan = ShardPlan.load(sharded / "train" / ".shard-job" / "plan.json")
+    assert plan.shards == assign_shards(list(plan.entries), 5, seed=0)  # the seeded shuffle
+    assert plan.shards != assign_shards(list(plan.entries), 5, seed=1)
+    written = [[n.split(".")[0] for n in tarfile.open(sharded / "train" / s["name"]).getnames()[0::2]]
+               for s in manifest["shards"]]
+    planned = [kept for shard in plan.shards if (kept := [k for k in shard if k in samples])]
+    assert written == planned  # tar by tar, in plan order; only failed videos are missing
     for shard in manifest["shards"]:
         lines = index_path(sharded / "train" / shard["name"]).read_text().splitlines()
         assert lines[0] == f"v1.2 {shard['samples']}"
