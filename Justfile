@@ -15,6 +15,10 @@ demo:
     {{python}} -m jobs.shard kinetics --root demo-out/kinetics --out demo-out/shards --shard-size 256KB --overwrite
     {{python}} -m pipeline.preview demo-out/shards/train --plan speednet --batches 1 --out demo-out/preview
     {{python}} -m pipeline.preview demo-out/shards/train --plan rspnet --batches 1 --out demo-out/preview
+    {{python}} -m jobs.pretrain tiny_speednet --set data.shards=demo-out/shards/train --set optim.max_steps=60 --run-dir demo-out/runs/tiny_speednet
+    {{python}} -m jobs.pretrain tiny_rspnet --set data.shards=demo-out/shards/train --set optim.max_steps=60 --run-dir demo-out/runs/tiny_rspnet
+    {{python}} -m jobs.evaluate demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt speed --shards demo-out/shards/test --size 64
+    {{python}} -m jobs.evaluate demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt retrieval --shards demo-out/shards/test --gallery demo-out/shards/train --size 64
 
 # Shard a dataset: just shard kinetics ROOT OUT [--splits train,val --workers 16 ...]
 shard dataset root out *args:
@@ -23,6 +27,14 @@ shard dataset root out *args:
 # Contact sheets and frames of what the model will see: just preview SHARDS --plan rspnet --out DIR
 preview shards *args:
     {{python}} -m pipeline.preview "$1" "${@:2}"
+
+# Pretrain: just pretrain CONFIG [--set data.shards=DIR --run-dir DIR --resume]; configs in jobs/configs/
+pretrain config *args:
+    {{python}} -m jobs.pretrain "$1" "${@:2}"
+
+# Evaluate a checkpoint: just evaluate CKPT speed --shards DIR | retrieval --shards DIR --gallery DIR
+evaluate checkpoint *args:
+    {{python}} -m jobs.evaluate "$1" "${@:2}"
 
 # Run the test suite (what CI runs)
 test *args:
@@ -39,3 +51,11 @@ bench-shard-codecs *args:
 # Loader clips/s against a PyAV DataLoader baseline and a sequential-decode ceiling, same shards
 bench-loader *args:
     {{python}} -m jobs.bench.loader "$@"
+
+# Does pretraining learn? Tiny SpeedNet speed accuracy and RSPNet retrieval on unseen objects, vs random init
+bench-learning *args:
+    {{python}} -m jobs.bench.learning "$@"
+
+# Training clips/s against the loader alone and the model alone: which one is the bottleneck
+bench-train *args:
+    {{python}} -m jobs.bench.train "$@"

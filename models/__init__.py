@@ -19,6 +19,10 @@ Every backbone is an ``nn.Module`` (subclass of ``models.base.Backbone``) taking
 | ``r3d18``      | R3D-18                           | 512  | ceil(T/8)   | ceil(/16)     |
 | ``r2plus1d18`` | R(2+1)D-18                       | 512  | ceil(T/8)   | ceil(/16)     |
 | ``r2plus1d10`` | R(2+1)D-10 (RSPNet's [1,1,1,1])  | 512  | ceil(T/8)   | ceil(/16)     |
+| ``r3d10``      | R3D-10, [1,1,1,1] blocks         | 8 x width | ceil(T/8) | ceil(/16)   |
+
+The video ResNets take ``width`` (64, the published size, by default): ``build_backbone("r3d10",
+width=16)`` is the CPU-sized network of the tiny configs.
 
 ``build_backbone(name, **kw)`` builds one by name (keywords go to its constructor, e.g.
 ``build_backbone("s3dg", speednet=True)``). ``SpeedNet`` (``models.speednet``) adds SpeedNet's 1x1
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 from .base import Backbone
 from .c3d import C3D
-from .resnet3d import R2Plus1D10, R2Plus1D18, R3D18, VideoResNet
+from .resnet3d import R2Plus1D10, R2Plus1D18, R3D10, R3D18, VideoResNet
 from .s3dg import S3DG, speednet_pool
 from .speednet import SpeedNet
 
@@ -37,6 +41,7 @@ BACKBONES: dict[str, type[Backbone]] = {
     "s3dg": S3DG,
     "c3d": C3D,
     "r3d18": R3D18,
+    "r3d10": R3D10,
     "r2plus1d18": R2Plus1D18,
     "r2plus1d10": R2Plus1D10,
 }
@@ -57,6 +62,7 @@ __all__ = [
     "C3D",
     "R2Plus1D10",
     "R2Plus1D18",
+    "R3D10",
     "R3D18",
     "S3DG",
     "SpeedNet",

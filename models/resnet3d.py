@@ -38,18 +38,22 @@ def midplanes(cin: int, cout: int, t: int = 3, d: int = 3) -> int:
     return (t * d * d * cin * cout) // (d * d * cin + t * cout)
 
 
-def conv3d_full(cin: int, cout: int, mid: int, stride: int = 1) -> nn.Module:
+Stride = int | tuple[int, int, int]  # one for time and space, or (time, height, width)
+
+
+def conv3d_full(cin: int, cout: int, mid: int, stride: Stride = 1) -> nn.Module:
     """3x3x3 conv striding ``stride`` in time and space (``mid`` unused: same signature as (2+1)D)."""
     return nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False)
 
 
-def conv2plus1d(cin: int, cout: int, mid: int, stride: int = 1) -> nn.Module:
+def conv2plus1d(cin: int, cout: int, mid: int, stride: Stride = 1) -> nn.Module:
     """1x3x3 spatial conv (spatial stride) -> BN -> ReLU -> 3x1x1 temporal conv (temporal stride)."""
+    st, sh, sw = (stride,) * 3 if isinstance(stride, int) else stride
     return nn.Sequential(
-        nn.Conv3d(cin, mid, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
+        nn.Conv3d(cin, mid, (1, 3, 3), stride=(1, sh, sw), padding=(0, 1, 1), bias=False),
         nn.BatchNorm3d(mid),
         nn.ReLU(inplace=True),
-        nn.Conv3d(mid, cout, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False),
+        nn.Conv3d(mid, cout, (3, 1, 1), stride=(st, 1, 1), padding=(1, 0, 0), bias=False),
     )
 
 
@@ -59,14 +63,14 @@ ConvBuilder = Callable[[int, int, int, int], nn.Module]
 class BasicBlock(nn.Module):
     """conv-BN-ReLU-conv-BN plus shortcut, then ReLU; the shortcut projects when shape changes."""
 
-    def __init__(self, cin: int, cout: int, conv: ConvBuilder, stride: int = 1):
+    def __init__(self, cin: int, cout: int, conv: ConvBuilder, stride: Stride = 1):
         super().__init__()
         mid = midplanes(cin, cout)
         self.conv1 = nn.Sequential(conv(cin, cout, mid, stride), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
         self.conv2 = nn.Sequential(conv(cout, cout, mid, 1), nn.BatchNorm3d(cout))
         self.shortcut = (
             nn.Sequential(nn.Conv3d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm3d(cout))
-            if stride != 1 or cin != cout
+            if stride not in (1, (1, 1, 1)) or cin != cout
             else nn.Identity()
         )
         self.relu = nn.ReLU(inplace=True)
@@ -75,37 +79,45 @@ class BasicBlock(nn.Module):
         return self.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
 
 
-def stem_r3d() -> nn.Module:
+def stem_r3d(width: int = 64) -> nn.Module:
     return nn.Sequential(
-        nn.Conv3d(3, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
-        nn.BatchNorm3d(64),
+        nn.Conv3d(3, width, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+        nn.BatchNorm3d(width),
         nn.ReLU(inplace=True),
     )
 
 
-def stem_r2plus1d() -> nn.Module:
+def stem_r2plus1d(width: int = 64) -> nn.Module:
+    mid = 45 * width // 64
     return nn.Sequential(
-        nn.Conv3d(3, 45, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
-        nn.BatchNorm3d(45),
+        nn.Conv3d(3, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
+        nn.BatchNorm3d(mid),
         nn.ReLU(inplace=True),
-        nn.Conv3d(45, 64, (3, 1, 1), padding=(1, 0, 0), bias=False),
-        nn.BatchNorm3d(64),
+        nn.Conv3d(mid, width, (3, 1, 1), padding=(1, 0, 0), bias=False),
+        nn.BatchNorm3d(width),
         nn.ReLU(inplace=True),
     )
 
 
 class VideoResNet(Backbone):
-    """Stem + four stages of basic blocks: (N, 3, T, H, W) -> (N, 512, ceil(T/8), ceil(H/16), ceil(W/16))."""
+    """Stem + four stages of basic blocks: (N, 3, T, H, W) -> (N, 8 * width, ceil(T/8), ceil(H/16), ceil(W/16)).
 
-    out_channels = 512
+    ``width`` is the stem's and first stage's channel count (64 in every published network); the
+    stages double it. Narrower networks (``width=16``) are for CPU-sized runs and tests.
+    ``temporal_stride=False`` keeps every frame to the end (T' = T), as SpeedNet does with S3D-G:
+    the fine timing a speed classifier needs survives, at the cost of compute in layers 2 to 4.
+    """
+
     min_input = (1, 1, 1)
 
-    def __init__(self, stem: nn.Module, conv: ConvBuilder, blocks: tuple[int, int, int, int]):
+    def __init__(self, stem: nn.Module, conv: ConvBuilder, blocks: tuple[int, int, int, int], width: int = 64,
+                 temporal_stride: bool = True):
         super().__init__()
         self.stem = stem
-        stages, cin = [], 64
-        for i, (cout, n) in enumerate(zip((64, 128, 256, 512), blocks)):
-            stride = 1 if i == 0 else 2
+        self.out_channels = 8 * width
+        stages, cin = [], width
+        for i, (cout, n) in enumerate(zip((width, 2 * width, 4 * width, 8 * width), blocks)):
+            stride = 1 if i == 0 else (2 if temporal_stride else (1, 2, 2))
             layer = [BasicBlock(cin, cout, conv, stride)] + [BasicBlock(cout, cout, conv) for _ in range(n - 1)]
             stages.append(nn.Sequential(*layer))
             cin = cout
@@ -119,19 +131,26 @@ class VideoResNet(Backbone):
 class R3D18(VideoResNet):
     """R3D-18: 3x3x3 convs, [2, 2, 2, 2] blocks (torchvision ``r3d_18`` without its fc)."""
 
-    def __init__(self):
-        super().__init__(stem_r3d(), conv3d_full, (2, 2, 2, 2))
+    def __init__(self, width: int = 64, temporal_stride: bool = True):
+        super().__init__(stem_r3d(width), conv3d_full, (2, 2, 2, 2), width, temporal_stride)
 
 
 class R2Plus1D18(VideoResNet):
     """R(2+1)D-18: (2+1)D convs, [2, 2, 2, 2] blocks (torchvision ``r2plus1d_18`` without its fc)."""
 
-    def __init__(self):
-        super().__init__(stem_r2plus1d(), conv2plus1d, (2, 2, 2, 2))
+    def __init__(self, width: int = 64, temporal_stride: bool = True):
+        super().__init__(stem_r2plus1d(width), conv2plus1d, (2, 2, 2, 2), width, temporal_stride)
 
 
 class R2Plus1D10(VideoResNet):
     """R(2+1)D-10: (2+1)D convs, [1, 1, 1, 1] blocks, the configuration RSPNet used."""
 
-    def __init__(self):
-        super().__init__(stem_r2plus1d(), conv2plus1d, (1, 1, 1, 1))
+    def __init__(self, width: int = 64, temporal_stride: bool = True):
+        super().__init__(stem_r2plus1d(width), conv2plus1d, (1, 1, 1, 1), width, temporal_stride)
+
+
+class R3D10(VideoResNet):
+    """R3D-10: 3x3x3 convs, [1, 1, 1, 1] blocks; with a small ``width``, the CPU-sized network."""
+
+    def __init__(self, width: int = 64, temporal_stride: bool = True):
+        super().__init__(stem_r3d(width), conv3d_full, (1, 1, 1, 1), width, temporal_stride)

@@ -28,7 +28,7 @@ from pipeline.plans import PLANS
 from pipeline.shards import ShardIndex, resolve_shards
 
 DEFAULT_AUGMENT = {"speednet": AugmentConfig("speednet"), "rspnet": AugmentConfig("rspnet"),
-                   "eval": AugmentConfig("eval", out=112), "sliding": AugmentConfig("eval", out=112)}
+                   "eval": AugmentConfig("eval", out=112), "sliding": AugmentConfig("eval", out=112), "speedtest": AugmentConfig("eval", out=224)}
 RNG_PLANS = {"speednet", "rspnet"}  # the others are deterministic and take no generator
 
 
@@ -106,6 +106,8 @@ class VideoLoader:
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.step, self.seed = state["epoch"], state["step"], state["seed"]
+        if self.step >= self.steps_per_epoch:  # stopped after an epoch's last batch: the next begins
+            self.epoch, self.step = self.epoch + 1, 0
 
     def _build(self):
         self._order = order.epoch_order(len(self.index), self.epoch, self.seed, self.rank, self.world, self.shuffle)

@@ -187,7 +187,26 @@ def sliding_plan(frames: int, *, T: int = 16, stride: int = 8, rate: float = 1.0
     return [_clip(apply_short(w * int(stride) + offsets, frames, short), rate, "window", 0) for w in range(count)]
 
 
-PLANS = {"speednet": speednet_plan, "rspnet": rspnet_plan, "eval": eval_plan, "sliding": sliding_plan}
+def speed_test_plan(frames: int, *, T: int = 16, rates=(1.0, 2.0), n: int = 1, short: str = "pad") -> list[Clip]:
+    """SpeedNet's test (table 1): the same stretch of video played uniformly at each of ``rates``.
+
+    For each of n evenly spaced starts, round(linspace(0, frames - span, n)) with span the frames the
+    fastest rate needs, one clip per rate, frames start + round(k * rate). Role "normal" at rate 1,
+    "sped_up" above it; aug_group 0 (the test is a centre crop).
+    """
+    _check(frames, T, short)
+    rates = tuple(float(r) for r in rates)
+    if n < 1 or not rates or min(rates) < 1:
+        raise ValueError(f"need n >= 1 and rates >= 1, got n={n}, rates={rates}")
+    if short == "skip" and frames < _span(T, max(rates)):
+        raise TooShort(f"{frames} frames < {_span(T, max(rates))} needed for {T} frames at rate {max(rates)}")
+    starts = _round(np.linspace(0, max(frames - _span(T, max(rates)), 0), n))
+    return [_clip(apply_short(s + _offsets(T, r), frames, short), r, "normal" if r == 1 else "sped_up", 0)
+            for s in starts for r in rates]
+
+
+PLANS = {"speednet": speednet_plan, "rspnet": rspnet_plan, "eval": eval_plan, "sliding": sliding_plan,
+         "speedtest": speed_test_plan}
 
 
 def min_frames(plan: str, T: int, **kw) -> int:
@@ -207,6 +226,8 @@ def min_frames(plan: str, T: int, **kw) -> int:
         return _span(T, max(float(s) for s in kw["speeds"]))
     if plan == "eval":
         return T
+    if plan == "speedtest":
+        return _span(T, max(float(r) for r in kw["rates"]))
     return _span(T, kw["rate"])
 
 

@@ -49,3 +49,19 @@ def ffmpeg_pts(ffmpeg: str, path: Path) -> list[float]:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="session")
+def synthetic_splits(tmp_path_factory) -> Path:
+    """Synthetic Kinetics sharded into train (4 videos per class) and test (2 per class, objects
+    never seen in train): the data of the training, evaluation and retrieval tests."""
+    from jobs.shard.__main__ import main as shard_main
+    from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset
+
+    root = tmp_path_factory.mktemp("synthetic-kinetics")
+    make_kinetics_dataset(root, SyntheticConfig(videos_per_class={"train": 4, "val": 0, "test": 2},
+                                                appearance="mixed", duration_s=2.6))
+    out = tmp_path_factory.mktemp("synthetic-shards")
+    assert shard_main(["kinetics", "--root", str(root), "--out", str(out), "--splits", "train,test",
+                       "--short-side", "64", "--videos-per-shard", "8", "--workers", "2", "--no-progress"]) == 0
+    return out

@@ -96,7 +96,7 @@ def test_c3d_conv_part():
 
 
 def test_registry_and_interface_attributes():
-    assert set(BACKBONES) == {"s3dg", "c3d", "r3d18", "r2plus1d18", "r2plus1d10"}
+    assert set(BACKBONES) == {"s3dg", "c3d", "r3d18", "r3d10", "r2plus1d18", "r2plus1d10"}
     for name, cls in BACKBONES.items():
         assert isinstance(cls.out_channels, int)
         assert len(cls.min_input) == 3 and all(isinstance(s, int) and s >= 1 for s in cls.min_input)

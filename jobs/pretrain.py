@@ -1,0 +1,226 @@
+"""Pretraining: SpeedNet or RSPNet from shards, on one CPU, one GPU or many processes (Accelerate).
+
+    python -m jobs.pretrain tiny_speednet                        # a shipped config, by name
+    python -m jobs.pretrain rspnet_r3d18 --set data.shards=/data/k400/train --run-dir runs/r3d18
+    python -m jobs.pretrain rspnet_r3d18 --run-dir runs/r3d18 --resume
+    accelerate launch --num_processes 8 -m jobs.pretrain rspnet_r3d18 ...
+
+Read top to bottom: build the task and the loader, restore the last checkpoint if resuming, then one
+loop of optimiser steps. Everything a step depends on is a function of the checkpointed state: the
+loader's position (epoch, micro-batch), the step (learning rate, RSPNet's coins), the model with
+its key encoder and queue, and the optimiser. So a run killed and resumed from a checkpoint logs the
+same losses as one never interrupted.
+
+The run folder holds ``run.json`` (config, command, code version, environment), ``metrics.jsonl``,
+``tensorboard/``, ``curves.png`` and ``checkpoints/step-*.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm import tqdm
+
+from jobs import checkpoint
+from jobs.config import Config, load
+from jobs.logbook import Logbook, plot_curves
+from jobs.schedule import lr_at, scaled_lr
+from models.pretext import PLAN_OF, build_pretext
+from pipeline.augment import AugmentConfig
+from pipeline.loader import VideoLoader
+
+
+def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
+    """Run (or continue) pretraining into ``run_dir``; returns the last logged metrics."""
+    opt, run = config.optim, config.run
+    accelerator = Accelerator(mixed_precision=_precision(run.precision), gradient_accumulation_steps=opt.grad_accum)
+    torch.manual_seed(run.seed)  # the same initial weights on every rank
+    run_dir = Path(run_dir)
+
+    model = build_pretext(config.model.method, config.model.backbone, config.model.backbone_options,
+                          seed=run.seed, **config.model.options)
+    loader = VideoLoader(config.data.shards, plan=PLAN_OF[config.model.method],
+                         plan_options=config.data.plan_options, augment=_augment(config.data.augment),
+                         batch_size=config.data.batch_size,
+                         device="gpu" if accelerator.device.type == "cuda" else "cpu",
+                         rank=accelerator.process_index, world=accelerator.num_processes, seed=run.seed,
+                         num_threads=config.data.num_threads)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0,
+                                momentum=opt.momentum, weight_decay=opt.weight_decay)
+    global_batch = config.data.batch_size * accelerator.num_processes * opt.grad_accum
+    peak = scaled_lr(opt.lr, global_batch, opt.lr_batch)
+    total = opt.max_steps or (opt.epochs * len(loader)) // opt.grad_accum
+    if total < 1:
+        raise ValueError(f"{len(loader)} batches per epoch make no optimiser step of {opt.grad_accum} micro-batches")
+
+    step = 0
+    if resume:
+        step = _restore(run_dir, model, optimizer, loader, accelerator.num_processes)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    main = accelerator.is_main_process
+    if main:
+        _write_run_record(run_dir, config, resume, accelerator)
+    book = Logbook(run_dir) if main else None
+    bar = tqdm(total=total, initial=step, desc="pretrain", unit="step", disable=not (main and progress), dynamic_ncols=True)
+    sums: dict[str, float] = {}
+    count, last, tick = 0, {}, time.perf_counter()
+    try:
+        while step < total:
+            batches_this_epoch = 0
+            for video, batch in loader:
+                batches_this_epoch += 1
+                with accelerator.accumulate(model):
+                    _set_lr(optimizer, lr_at(step, total, peak, opt.warmup_steps))
+                    out = model(video.to(accelerator.device, non_blocking=True), batch)
+                    accelerator.backward(out["loss"])
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                for key, value in out.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach())
+                count += 1
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                bar.update(1)
+                if step % run.log_every == 0 or step == total:
+                    means = accelerator.reduce(torch.tensor([sums[k] / count for k in sorted(sums)],
+                                                            device=accelerator.device), "mean")
+                    last = dict(zip(sorted(sums), means.tolist()))
+                    now = time.perf_counter()
+                    last.update(lr=optimizer.param_groups[0]["lr"], epoch=loader.epoch,
+                                clips_per_s=count * len(batch["role"]) * accelerator.num_processes / (now - tick))
+                    sums, count, tick = {}, 0, now
+                    if main:
+                        book.log(step, last)
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in last.items() if k.startswith("loss") or k.endswith("acc")})
+                if step % run.checkpoint_every == 0 or step == total:
+                    _save(run_dir, step, model, optimizer, loader, config, accelerator)
+                if step >= total:
+                    break
+            if batches_this_epoch == 0:
+                raise RuntimeError(f"an epoch of {config.data.shards} gave no batch: every sample was dropped "
+                                   f"({loader.dropped[:3]} ...)")
+    finally:
+        bar.close()
+        if book is not None:
+            book.close()
+    if main:
+        plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
+    accelerator.end_training()
+    return last
+
+
+def _precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _augment(options: dict) -> AugmentConfig:
+    return AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _save(run_dir: Path, step: int, model, optimizer, loader: VideoLoader, config: Config, accelerator) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        state = {"step": step, "world": accelerator.num_processes, "loader": loader.state_dict(),
+                 "model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": {"torch": torch.get_rng_state()}, "config": config.to_dict()}
+        checkpoint.save(run_dir, state, keep=config.run.keep_checkpoints)
+    accelerator.wait_for_everyone()
+
+
+def _restore(run_dir: Path, model, optimizer, loader: VideoLoader, world: int) -> int:
+    path = checkpoint.latest(run_dir)
+    if path is None:
+        return 0  # nothing saved yet: --resume on a fresh folder starts from the beginning
+    state = checkpoint.load(path)
+    if state["world"] != world:
+        raise ValueError(f"{path} was written by {state['world']} processes, this run has {world}: "
+                         "the data order would not continue where it stopped")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    loader.load_state_dict(state["loader"])
+    torch.set_rng_state(state["rng"]["torch"])
+    print(f"resumed from {path} at step {state['step']}", file=sys.stderr)
+    return state["step"]
+
+
+def _write_run_record(run_dir: Path, config: Config, resume: bool, accelerator) -> None:
+    """run.json: what ran, from which code, where; a resume adds to its list of launches."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "run.json"
+    record = json.loads(path.read_text()) if path.exists() else {"config": config.to_dict(), "launches": []}
+    record["launches"].append({
+        "command": sys.argv, "resume": resume, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": socket.gethostname(), "processes": accelerator.num_processes, "device": str(accelerator.device),
+        "mixed_precision": accelerator.mixed_precision, "code": _code_version(),
+        "python": platform.python_version(), "torch": torch.__version__,
+    })
+    tmp = path.with_name(".run.json.tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
+
+
+def _code_version() -> str:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m jobs.pretrain", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="a config file, or a shipped config's name (jobs/configs/*.toml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override a config field (repeatable), e.g. --set optim.lr=0.05")
+    p.add_argument("--run-dir", type=Path, help="where logs and checkpoints go (default runs/<config>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run_dir = args.run_dir or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        config = load(args.config, args.overrides)
+        if not config.data.shards:
+            raise ValueError("no shards: set data.shards in the config or pass --set data.shards=PATH")
+        if args.resume and args.run_dir is None:
+            raise ValueError("--resume needs --run-dir, the folder of the run to continue")
+        print(f"run folder: {run_dir}", file=sys.stderr)
+        last = train(config, run_dir, resume=args.resume, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: the newest checkpoint in {run_dir / 'checkpoints'} is whole; continue with "
+              f"--run-dir {run_dir} --resume", file=sys.stderr)
+        return 130
+    print(f"done: {run_dir}  " + " ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

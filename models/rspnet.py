@@ -1,0 +1,133 @@
+"""RSPNet as one trainable module (Chen et al., AAAI 2021, section 3 and algorithm 1).
+
+One encoder f feeds two heads: g_m for relative speed perception (RSP) and g_a for appearance-focused
+video instance discrimination (A-VID); L = L_m + lambda L_a. Each batch holds, per video, the
+loader's ``rspnet`` triplet: anchor c_i, positive c_j at the same speed, negative c_k at another
+(rows 3n, 3n+1, 3n+2 of the video tensor; ``pipeline.plans.rspnet_plan``).
+
+A-VID's pair is (c_i, c_l) with c_l another clip of the same video at a random speed relative to c_i
+(the paper's speed augmentation). Rather than decode a fourth clip, c_l is c_j or c_k by a fair coin
+per video: with two speeds that makes s_l = s_i with probability 1/2, as independent random speeds
+would. The ``vid`` ablation always takes c_j (same speed: no speed augmentation). Keys come from a
+momentum copy of f and g_a and wait in a queue as the negatives of later batches (MoCo).
+
+BatchNorm without shuffle-BN. MoCo shuffles keys across GPUs so that a query and its key are never
+normalised with the same batch statistics, which would otherwise let the network match them by
+those statistics. This module does the same inside one process: queries go through f in
+``bn_groups`` contiguous groups of videos, keys through the key encoder in groups of a random
+permutation, so a key shares its BN batch with its query only by chance (about 1 / bn_groups of the
+videos, as on bn_groups GPUs). It needs no collective, so it works unchanged on one process or many
+(each rank groups its own batch); ``bn_groups=1`` turns it off.
+
+Every random choice (coin, permutation) is drawn from the batch's (seed, epoch, step, rank), so a
+resumed run repeats them exactly.
+
+Ablations of the paper's table 1: ``motion`` "rsp" | "sp" (classify each clip's speed) | "none";
+``appearance`` "avid" | "vid" | "none".
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from models.base import Backbone
+from models.heads import projection_head
+from objectives.avid import KeyQueue, info_nce, momentum_update
+from objectives.rsp import rsp_loss, speed_classification_loss
+
+ROLES = ("anchor", "positive", "negative")
+
+
+class RSPNet(nn.Module):
+    def __init__(self, backbone: Backbone, *, motion: str = "rsp", appearance: str = "avid",
+                 speeds: tuple[float, ...] = (1.0, 2.0), dim: int = 128, head_hidden: int | None = None,
+                 queue_size: int = 16384, momentum: float = 0.999, tau: float = 0.07, gamma: float = 0.15,
+                 lam: float = 1.0, bn_groups: int = 2, seed: int = 0):
+        super().__init__()
+        if motion not in ("rsp", "sp", "none") or appearance not in ("avid", "vid", "none"):
+            raise ValueError(f"motion must be rsp|sp|none and appearance avid|vid|none, got {motion!r}, {appearance!r}")
+        if motion == "none" and appearance == "none":
+            raise ValueError("RSPNet needs at least one of the motion and appearance tasks")
+        self.backbone = backbone
+        self.motion, self.appearance = motion, appearance
+        self.speeds, self.tau, self.gamma, self.lam = tuple(float(s) for s in speeds), tau, gamma, lam
+        self.momentum, self.bn_groups, self.seed = momentum, bn_groups, seed
+        c = backbone.out_channels
+        if motion == "rsp":
+            self.g_m = projection_head(c, dim, head_hidden)
+        elif motion == "sp":
+            self.g_m = nn.Linear(c, len(self.speeds))
+        if appearance != "none":
+            self.g_a = projection_head(c, dim, head_hidden)
+            self.key_backbone = copy.deepcopy(backbone).requires_grad_(False)
+            self.key_g_a = copy.deepcopy(self.g_a).requires_grad_(False)
+            self.queue = KeyQueue(dim, queue_size, seed)
+
+    def forward(self, video: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+        """(3B, C, T, H, W) clips and their batch dict -> {"loss", and the task metrics}."""
+        roles = batch["role"]
+        if len(roles) % 3 or any(r != ROLES[i % 3] for i, r in enumerate(roles)):
+            raise ValueError("RSPNet needs the rspnet plan's anchor/positive/negative triplets, in order")
+        videos = len(roles) // 3
+        rng = np.random.default_rng([self.seed, int(batch["epoch"]), int(batch["step"]), _rank(), 0xA51D])
+        x = _grouped(self.backbone, video, _groups(videos, self.bn_groups, 3))  # (3B, C)
+        out: dict[str, torch.Tensor] = {}
+        losses = []
+        if self.motion == "rsp":
+            m = self.g_m(x)
+            m_i, m_j, m_k = m[0::3], m[1::3], m[2::3]
+            out["loss_m"] = rsp_loss(m_i, m_j, m_k, self.gamma)
+            same = nn.functional.cosine_similarity(m_i, m_j)
+            out["rsp_acc"] = (same > nn.functional.cosine_similarity(m_i, m_k)).float().mean()
+            losses.append(out["loss_m"])
+        elif self.motion == "sp":
+            logits = self.g_m(x)
+            speeds = batch["speed"].to(logits.device)
+            out["loss_m"] = speed_classification_loss(logits, speeds, self.speeds)
+            classes = torch.tensor(self.speeds, device=logits.device)
+            out["sp_acc"] = (classes[logits.argmax(1)] == speeds).float().mean()
+            losses.append(out["loss_m"])
+        if self.appearance != "none":
+            out.update(self._instance_discrimination(video, x, videos, rng))
+            losses.append(self.lam * out["loss_a"])
+        out["loss"] = sum(losses)
+        return out
+
+    def _instance_discrimination(self, video, x, videos: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        q = self.g_a(x[0::3])
+        other = 1 + (rng.integers(0, 2, size=videos) if self.appearance == "avid" else np.zeros(videos, int))
+        key_rows = torch.as_tensor(3 * np.arange(videos) + other, device=video.device)
+        with torch.no_grad():
+            momentum_update(self.backbone, self.key_backbone, self.momentum)
+            momentum_update(self.g_a, self.key_g_a, self.momentum)
+            perm = torch.as_tensor(rng.permutation(videos), device=video.device)
+            shuffled = _grouped(self.key_backbone, video[key_rows[perm]], _groups(videos, self.bn_groups, 1))
+            k = self.key_g_a(shuffled)[torch.argsort(perm)]
+        negatives = self.queue.keys.clone()
+        loss = info_nce(q, k, negatives, self.tau)
+        qn, kn = nn.functional.normalize(q.detach(), dim=1), nn.functional.normalize(k, dim=1)
+        hit = (qn * kn).sum(1) > (qn @ negatives.t()).max(1).values
+        self.queue.push(k)
+        return {"loss_a": loss, "avid_acc": hit.float().mean()}
+
+
+def _groups(videos: int, groups: int, rows_per_video: int) -> list[int]:
+    """Row counts of ``groups`` contiguous groups of whole videos (fewer when there are few videos;
+    a group of one video would make BN statistics of a single clip, so groups hold two or more)."""
+    groups = max(1, min(groups, videos // 2))
+    return [len(part) * rows_per_video for part in np.array_split(np.arange(videos), groups)]
+
+
+def _grouped(module: nn.Module, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    if len(sizes) == 1:
+        return module(x)
+    return torch.cat([module(part) for part in torch.split(x, sizes)])
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
