@@ -34,7 +34,7 @@ def tiny(name: str, shards: Path, **extra) -> list[str]:
         sets |= {"data.plan_options": "{ T = 8, speeds = [1, 2] }", "data.augment": '{ recipe = "rspnet", base = 40, out = 32 }',
                  "model.options": "{ queue_size = 32, dim = 16, momentum = 0.9, bn_groups = 2 }"}
     else:
-        sets |= {"data.plan_options": "{ T = 8 }", "data.augment": '{ recipe = "speednet", speednet_sizes = [32, 48] }',
+        sets |= {"data.plan_options": "{ T = 16 }", "data.augment": '{ recipe = "speednet", speednet_sizes = [64, 64] }',
                  "model.backbone_options": "{ width = 8, temporal_stride = false }"}
     sets |= extra
     return [f"{k}={v}" for k, v in sets.items()]
@@ -78,18 +78,18 @@ def test_rspnet_killed_and_resumed_logs_the_same_losses_as_an_uninterrupted_run(
 
 def test_speednet_loss_falls_and_the_checkpoint_evaluates(synthetic_splits, tmp_path, capsys):
     shards = synthetic_splits / "train"
-    sets = tiny("tiny_speednet", shards, **{"optim.max_steps": 60, "optim.lr": 0.1, "run.checkpoint_every": 30,
-                                            "data.batch_size": 6})
+    sets = tiny("tiny_speednet", shards, **{"optim.max_steps": 120, "optim.lr": 0.1, "run.checkpoint_every": 60,
+                                            "data.batch_size": 8})
     train(load("tiny_speednet", sets), tmp_path, progress=False)
     losses = [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl")]
-    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < first - 0.02, losses
     path = checkpoint.latest(tmp_path)
-    assert path.name == "step-00000060.pt"
+    assert path.name == "step-00000120.pt"
     state = torch.load(path, weights_only=True)
-    assert state["step"] == 60 and state["loader"]["seed"] == 0
-    assert evaluate_main([str(path), "speed", "--shards", str(synthetic_splits / "test"), "--size", "32",
-                          "--frames", "8", "--json"]) == 0
+    assert state["step"] == 120 and state["loader"]["seed"] == 0
+    assert evaluate_main([str(path), "speed", "--shards", str(synthetic_splits / "test"), "--size", "64",
+                          "--frames", "16", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["clips"] == 2 * 12 and 0.0 <= result["speed_accuracy"] <= 1.0
 
