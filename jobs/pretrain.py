@@ -4,6 +4,10 @@
     python -m jobs.pretrain rspnet_r3d18 --set data.shards=/data/k400/train --run-dir runs/r3d18
     python -m jobs.pretrain rspnet_r3d18 --run-dir runs/r3d18 --resume
     accelerate launch --num_processes 8 -m jobs.pretrain rspnet_r3d18 ...
+    python -m jobs.pretrain rspnet_r3d18 --launcher slurm --nodes 2 --gpus-per-node 8 --partition gpu --time 1440
+
+``--launcher slurm|local`` submits through submitit (``jobs.launch_pretrain``): one task per GPU,
+requeued from its last checkpoint when preempted or out of time; submitted jobs always resume.
 
 Read top to bottom: build the task and the loader, restore the last checkpoint if resuming, then one
 loop of optimiser steps. Everything a step depends on is a function of the checkpointed state: the
@@ -25,7 +29,9 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from accelerate import Accelerator
@@ -40,10 +46,27 @@ from pipeline.augment import AugmentConfig
 from pipeline.loader import VideoLoader
 
 
-def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Run (or continue) pretraining into ``run_dir``; returns the last logged metrics."""
+@dataclass
+class Outcome:
+    step: int  # optimiser steps done
+    total: int  # optimiser steps the run is for
+    stopped: bool  # a stop was requested (preemption): checkpointed at ``step``, not finished
+    metrics: dict  # the last logged values
+
+
+def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = True,
+          should_stop: Callable[[], bool] | None = None, launch: dict | None = None) -> Outcome:
+    """Run (or continue) pretraining into ``run_dir``.
+
+    ``should_stop`` is polled after every optimiser step (a preemption signal sets it); when any
+    process says yes, all of them checkpoint that step together and return with ``stopped``.
+    ``launch`` adds to this start's entry in run.json (the launcher's command and job id).
+    """
     opt, run = config.optim, config.run
-    accelerator = Accelerator(mixed_precision=_precision(run.precision), gradient_accumulation_steps=opt.grad_accum)
+    # cpu=True on a machine without CUDA: otherwise Accelerate ignores an initialised process group
+    # and every process trains alone.
+    accelerator = Accelerator(mixed_precision=_precision(run.precision), gradient_accumulation_steps=opt.grad_accum,
+                              cpu=not torch.cuda.is_available())
     torch.manual_seed(run.seed)  # the same initial weights on every rank
     run_dir = Path(run_dir)
 
@@ -70,11 +93,11 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
 
     main = accelerator.is_main_process
     if main:
-        _write_run_record(run_dir, config, resume, accelerator)
+        _write_run_record(run_dir, config, resume, accelerator, launch or {})
     book = Logbook(run_dir) if main else None
     bar = tqdm(total=total, initial=step, desc="pretrain", unit="step", disable=not (main and progress), dynamic_ncols=True)
     sums: dict[str, float] = {}
-    count, last, tick = 0, {}, time.perf_counter()
+    count, last, tick, stopped = 0, {}, time.perf_counter(), False
     try:
         while step < total:
             batches_this_epoch = 0
@@ -104,10 +127,13 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
                     if main:
                         book.log(step, last)
                         bar.set_postfix({k: f"{v:.3f}" for k, v in last.items() if k.startswith("loss") or k.endswith("acc")})
-                if step % run.checkpoint_every == 0 or step == total:
+                stopped = should_stop is not None and _anyone(should_stop(), accelerator)
+                if step % run.checkpoint_every == 0 or step == total or stopped:
                     _save(run_dir, step, model, optimizer, loader, config, accelerator)
-                if step >= total:
+                if step >= total or stopped:
                     break
+            if stopped:
+                break
             if batches_this_epoch == 0:
                 raise RuntimeError(f"an epoch of {config.data.shards} gave no batch: every sample was dropped "
                                    f"({loader.dropped[:3]} ...)")
@@ -115,10 +141,17 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
         bar.close()
         if book is not None:
             book.close()
-    if main:
+    if main and (run_dir / "metrics.jsonl").exists():
         plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
     accelerator.end_training()
-    return last
+    return Outcome(step, total, stopped, last)
+
+
+def _anyone(flag: bool, accelerator) -> bool:
+    """True on every process when it is True on any (the signal may reach them at different steps)."""
+    if accelerator.num_processes == 1:
+        return flag
+    return bool(accelerator.reduce(torch.tensor([int(flag)], device=accelerator.device), "sum").item())
 
 
 def _precision(choice: str) -> str:
@@ -162,8 +195,11 @@ def _restore(run_dir: Path, model, optimizer, loader: VideoLoader, world: int) -
     return state["step"]
 
 
-def _write_run_record(run_dir: Path, config: Config, resume: bool, accelerator) -> None:
-    """run.json: what ran, from which code, where; a resume adds to its list of launches."""
+def _write_run_record(run_dir: Path, config: Config, resume: bool, accelerator, launch: dict) -> None:
+    """run.json: what ran, from which code, where; every start (resumes, requeues) adds a launch."""
+    import accelerate
+    import nvidia.dali
+
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "run.json"
     record = json.loads(path.read_text()) if path.exists() else {"config": config.to_dict(), "launches": []}
@@ -171,7 +207,11 @@ def _write_run_record(run_dir: Path, config: Config, resume: bool, accelerator) 
         "command": sys.argv, "resume": resume, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": socket.gethostname(), "processes": accelerator.num_processes, "device": str(accelerator.device),
         "mixed_precision": accelerator.mixed_precision, "code": _code_version(),
-        "python": platform.python_version(), "torch": torch.__version__,
+        "python": platform.python_version(), "torch": torch.__version__, "accelerate": accelerate.__version__,
+        "dali": nvidia.dali.__version__,
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("SLURM_JOB", "SLURM_NNODES", "SLURM_NTASKS"))
+                or k in ("CUDA_VISIBLE_DEVICES", "MASTER_ADDR", "WORLD_SIZE")},
+        **launch,
     })
     tmp = path.with_name(".run.json.tmp")
     tmp.write_text(json.dumps(record, indent=1))
@@ -197,6 +237,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-dir", type=Path, help="where logs and checkpoints go (default runs/<config>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    launch = p.add_argument_group("launching (submitit)")
+    launch.add_argument("--launcher", choices=("none", "local", "slurm"), default="none",
+                        help="none: train in this process (default); local: submitit's local executor; "
+                             "slurm: submit to SLURM")
+    launch.add_argument("--nodes", type=int, default=1)
+    launch.add_argument("--gpus-per-node", type=int, default=0, help="one task per GPU (default 0: CPU tasks)")
+    launch.add_argument("--tasks-per-node", type=int, help="processes per node (default: gpus-per-node, or 1)")
+    launch.add_argument("--cpus-per-task", type=int, default=4)
+    launch.add_argument("--partition", help="SLURM partition")
+    launch.add_argument("--time", type=int, default=60, metavar="MINUTES", help="time limit per start (default 60)")
+    launch.add_argument("--mem-gb", type=float, help="memory per node")
+    launch.add_argument("--max-requeues", type=int, default=10, help="restarts after preemption or timeout (default 10)")
+    launch.add_argument("--wait", action="store_true", help="block until the job ends and report how it ended")
     return p.parse_args(argv)
 
 
@@ -209,16 +262,24 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("no shards: set data.shards in the config or pass --set data.shards=PATH")
         if args.resume and args.run_dir is None:
             raise ValueError("--resume needs --run-dir, the folder of the run to continue")
+        if args.launcher != "none":
+            from jobs import launch_pretrain
+
+            job = launch_pretrain.submit(
+                config, run_dir, launcher=args.launcher, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                tasks_per_node=args.tasks_per_node, cpus_per_task=args.cpus_per_task, partition=args.partition,
+                time_min=args.time, mem_gb=args.mem_gb, max_requeues=args.max_requeues)
+            return launch_pretrain.wait(job) if args.wait else 0
         print(f"run folder: {run_dir}", file=sys.stderr)
-        last = train(config, run_dir, resume=args.resume, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as error:
+        outcome = train(config, run_dir, resume=args.resume, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"interrupted: the newest checkpoint in {run_dir / 'checkpoints'} is whole; continue with "
               f"--run-dir {run_dir} --resume", file=sys.stderr)
         return 130
-    print(f"done: {run_dir}  " + " ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)))
+    print(f"done: {run_dir}  " + " ".join(f"{k}={v:.4g}" for k, v in outcome.metrics.items() if isinstance(v, float)))
     return 0
 
 

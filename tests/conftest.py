@@ -65,3 +65,15 @@ def synthetic_splits(tmp_path_factory) -> Path:
     assert shard_main(["kinetics", "--root", str(root), "--out", str(out), "--splits", "train,test",
                        "--short-side", "64", "--videos-per-shard", "8", "--workers", "2", "--no-progress"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def slurm() -> None:
+    """A running one-node SLURM (started here when there is none), or the test is skipped with why."""
+    import shutil as _shutil
+
+    from slurm_cluster import ensure_cluster
+
+    reason = ensure_cluster()
+    if reason is not None or _shutil.which("sbatch") is None:
+        pytest.skip(f"no SLURM: {reason or 'sbatch not on PATH'}")

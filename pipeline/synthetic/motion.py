@@ -24,6 +24,11 @@ G = 9.81 / METRES_PER_UNIT  # units / s^2
 # Bounces lower than this (units; a thousandth of a pixel at 1000 px) end in rest: without a
 # cut-off the bounce sequence is infinite (Zeno).
 REST_HEIGHT = 1e-6
+# Every class has a natural rate, as real objects do (the premise of SpeedNet): the free speeds
+# drawn below (rolling, panning, walking, horizontal drift) vary within a factor of about 1.3 per
+# class, so a clip played at 2x moves faster than any clip of its class at 1x. With wider ranges a
+# slow object at 2x is a fast one at 1x, and playback speed cannot be told from constant motion.
+NATURAL_VX = (0.15, 0.2)
 
 
 def _reflect(x, lo: float, hi: float):
@@ -115,7 +120,7 @@ def bouncing_ball_state(p: BouncingBall, t) -> Body:
 def sample_bouncing_ball(rng: np.random.Generator, aspect: float) -> BouncingBall:
     radius = rng.uniform(0.06, 0.1)
     top = 1.0 - FLOOR - 2.0 * radius - 0.04
-    vx = rng.uniform(0.1, 0.3) * rng.choice((-1.0, 1.0))
+    vx = rng.uniform(*NATURAL_VX) * rng.choice((-1.0, 1.0))
     return BouncingBall(
         radius=radius,
         drop=Drop(h0=rng.uniform(0.6, 1.0) * top, restitution=rng.uniform(0.7, 0.9)),
@@ -177,7 +182,7 @@ def sample_tumbling_box(rng: np.random.Generator, aspect: float) -> TumblingBox:
         half=half,
         drop=Drop(h0=rng.uniform(0.6, 1.0) * top, restitution=rng.uniform(0.55, 0.8)),
         x0=rng.uniform(reach, aspect - reach),
-        vx=rng.uniform(0.1, 0.3) * rng.choice((-1.0, 1.0)),
+        vx=rng.uniform(*NATURAL_VX) * rng.choice((-1.0, 1.0)),
         x_min=reach,
         x_max=aspect - reach,
         tilt=rng.uniform(-0.6, 0.6),
@@ -316,8 +321,8 @@ def walker_state(p: Walker, t) -> WalkState:
 
 def sample_walker(rng: np.random.Generator, aspect: float) -> Walker:
     leg = rng.uniform(0.18, 0.24)
-    gait_hz = rng.uniform(0.8, 1.3)
-    speed = min(rng.uniform(0.15, 0.35), 0.6 * 4.0 * gait_hz * leg)  # swing below asin(0.6)
+    gait_hz = rng.uniform(0.95, 1.2)
+    speed = min(rng.uniform(0.2, 0.26), 0.6 * 4.0 * gait_hz * leg)  # swing below asin(0.6)
     margin = 0.6 * leg  # feet and hands stay in view when it turns
     return Walker(
         x0=rng.uniform(margin, aspect - margin),
@@ -371,7 +376,7 @@ def rolling_ball_state(p: RollingBall, t) -> RollState:
 
 def sample_rolling_ball(rng: np.random.Generator, aspect: float) -> RollingBall:
     radius = rng.uniform(0.06, 0.1)
-    v0 = rng.uniform(0.2, 0.5)
+    v0 = rng.uniform(0.28, 0.36)
     # Half the balls roll forever; the others stop after 10 s or more, past most clips.
     deceleration = rng.uniform(0.0, v0 / 10.0) if rng.random() < 0.5 else 0.0
     return RollingBall(
@@ -409,7 +414,7 @@ def camera_pan_offset(p: CameraPan, t):
 
 def sample_camera_pan(rng: np.random.Generator, aspect: float) -> CameraPan:
     return CameraPan(
-        speed=rng.uniform(0.15, 0.4),
+        speed=rng.uniform(0.22, 0.29),
         direction=float(rng.choice((-1.0, 1.0))),
         ease_s=rng.uniform(0.2, 1.0),
     )
