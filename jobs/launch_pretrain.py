@@ -15,6 +15,7 @@ Job side (``PretrainJob``), in every task:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -73,6 +74,8 @@ def submit(config: Config, run_dir: Path, *, launcher: str, nodes: int = 1, gpus
     1 without GPUs) and print where to follow it."""
     tasks = tasks_per_node or max(1, gpus_per_node)
     run_dir = Path(run_dir).resolve()
+    if Path(config.data.shards).exists():  # the job may start in another folder
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, shards=str(Path(config.data.shards).resolve())))
     executor = make_executor(launcher, run_dir / "submitit", name=f"pretrain-{run_dir.name}", time_min=time_min,
                              cpus_per_task=cpus_per_task, mem_gb=mem_gb, partition=partition, nodes=nodes,
                              tasks_per_node=tasks, gpus_per_node=gpus_per_node)

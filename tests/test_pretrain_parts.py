@@ -166,3 +166,36 @@ def test_speednet_task_loss_and_accuracy():
     out = task(video, {"role": ["normal", "sped_up"] * 2})
     assert out["loss"].item() == pytest.approx(math.log(2), abs=0.05)  # the head starts near logit 0
     assert 0 <= float(out["speed_acc"]) <= 1
+
+
+def test_stop_request_is_set_by_the_scheduler_signals_only():
+    import os
+    import signal
+
+    from jobs.preemption import StopRequest
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGUSR2, signal.SIGTERM)}
+    try:
+        stop = StopRequest()
+        assert not stop()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert stop() and stop.signum == signal.SIGUSR2
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def test_job_errors_are_reduced_to_the_raised_line():
+    from jobs.launch_pretrain import _last_exception_line
+
+    trace = """Job (task=0) failed during processing with trace:
+----------------------
+Traceback (most recent call last):
+  File "x.py", line 1, in f
+FileNotFoundError: no shards found at /nowhere (give a split folder)
+
+----------------------
+You can check full logs at paths:
+  - /tmp/1_0_log.err"""
+    assert _last_exception_line(trace) == "FileNotFoundError: no shards found at /nowhere (give a split folder)"
+    assert _last_exception_line("") == "no message"
