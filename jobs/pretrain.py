@@ -96,7 +96,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
         _write_run_record(run_dir, config, resume, accelerator, launch or {})
     book = Logbook(run_dir) if main else None
     bar = tqdm(total=total, initial=step, desc="pretrain", unit="step", disable=not (main and progress), dynamic_ncols=True)
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     count, last, tick, stopped = 0, {}, time.perf_counter(), False
     try:
         while step < total:
@@ -109,16 +109,15 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
                     accelerator.backward(out["loss"])
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                for key, value in out.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach())
+                for key, value in out.items():  # summed on the device: no sync per step
+                    sums[key] = sums.get(key, 0.0) + value.detach().float()
                 count += 1
                 if not accelerator.sync_gradients:
                     continue
                 step += 1
                 bar.update(1)
                 if step % run.log_every == 0 or step == total:
-                    means = accelerator.reduce(torch.tensor([sums[k] / count for k in sorted(sums)],
-                                                            device=accelerator.device), "mean")
+                    means = accelerator.reduce(torch.stack([sums[k] / count for k in sorted(sums)]), "mean")
                     last = dict(zip(sorted(sums), means.tolist()))
                     now = time.perf_counter()
                     last.update(lr=optimizer.param_groups[0]["lr"], epoch=loader.epoch,

@@ -101,3 +101,12 @@ def test_pretrain_cli_errors_are_one_line_and_nonzero(tmp_path, capsys):
     assert pretrain_main(["tiny_speednet", "--set", "optim.nonsense=1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("error: ") for line in err)
+
+
+def test_local_launcher_runs_two_gloo_processes_through_submitit(synthetic_splits, tmp_path, capsys):
+    sets = tiny("tiny_rspnet", synthetic_splits / "train", **{"optim.max_steps": 2, "data.batch_size": 2})
+    assert pretrain_main(["tiny_rspnet", "--launcher", "local", "--tasks-per-node", "2", "--wait",
+                          "--run-dir", str(tmp_path)] + [a for s in sets for a in ("--set", s)]) == 0
+    assert "finished: step=2" in capsys.readouterr().out
+    launch = json.loads((tmp_path / "run.json").read_text())["launches"][0]
+    assert launch["processes"] == 2 and launch["cluster"] == "local"
