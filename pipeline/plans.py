@@ -100,7 +100,7 @@ def _speednet_offsets(T: int, f: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def speednet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, normal=(1.0, 1.2),
-                  sped_up=(1.7, 2.2), short: str = "pad") -> list[Clip]:
+                  sped_up=(1.7, 2.2), short: str = "pad", uniform_p: float = 0.0) -> list[Clip]:
     """SpeedNet's pair (section 3.1): a normal and a sped-up version of one window of 3T frames.
 
     The window starts uniformly in [0, frames - 3T] (at 0 when frames <= 3T); the policy applies to
@@ -109,6 +109,11 @@ def speednet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, normal=
     within a clip so no fixed stride pattern marks a speed. Roles "normal" then "sped_up", speed =
     the drawn f, both aug_group 0 (SpeedNet trains both versions of a clip in one batch at the same
     spatial size).
+
+    ``uniform_p`` (not in the paper; 0 by default): each version is instead, with this probability,
+    subsampled evenly, round(k * f) from a random start in the window. Random skipping alone lets a
+    network tell the versions apart by how irregular their steps are, and then call a uniformly
+    sped-up video (SpeedNet's test) normal; mixing in even steps takes that cue away.
     """
     _check(frames, T, short)
     for lo, hi in (normal, sped_up):
@@ -116,10 +121,17 @@ def speednet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, normal=
             raise ValueError(f"skip factors need 1 <= lo <= hi <= 3 (3T frames must hold T), got {(lo, hi)}")
     start = int(rng.integers(0, max(frames - 3 * T, 0) + 1))
     window = apply_short(start + np.arange(3 * T), frames, short)
+    if not 0.0 <= uniform_p <= 1.0:
+        raise ValueError(f"uniform_p is a probability, got {uniform_p}")
     clips = []
     for role, (lo, hi) in (("normal", normal), ("sped_up", sped_up)):
         f = float(rng.uniform(lo, hi))
-        clips.append(_clip(window[_speednet_offsets(T, f, rng)], f, role, 0))
+        if uniform_p and rng.random() < uniform_p:
+            even = _offsets(T, f)
+            offsets = int(rng.integers(0, 3 * T - int(even[-1]))) + even
+        else:
+            offsets = _speednet_offsets(T, f, rng)
+        clips.append(_clip(window[offsets], f, role, 0))
     return clips
 
 

@@ -238,3 +238,21 @@ def test_clips_to_arrays():
     assert arrays["speed"].dtype == np.float32 and arrays["aug_group"].tolist() == [0, 1, 1]
     assert arrays["role"] == ["anchor", "positive", "negative"]
 
+
+
+@given(frames=st.integers(48, 400), seed=st.integers(0, 2**32 - 1), T=st.sampled_from([4, 8, 16]))
+def test_speednet_uniform_versions_step_evenly_inside_the_window(frames, seed, T):
+    clips = speednet_plan(frames, np.random.default_rng(seed), T=T, uniform_p=1.0)
+    start = min(min(c.indices) for c in clips)
+    for clip in clips:
+        steps = np.diff(clip.indices)
+        assert set(steps) <= {int(np.floor(clip.speed)), int(np.ceil(clip.speed))}  # round(k f): even steps
+        assert max(clip.indices) - start < 3 * T and max(clip.indices) < frames
+
+
+def test_speednet_uniform_p_zero_keeps_the_papers_draws():
+    a = speednet_plan(300, np.random.default_rng(7))
+    b = speednet_plan(300, np.random.default_rng(7), uniform_p=0.0)
+    assert [list(c.indices) for c in a] == [list(c.indices) for c in b]
+    with pytest.raises(ValueError):
+        speednet_plan(300, np.random.default_rng(7), uniform_p=1.5)
