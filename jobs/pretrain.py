@@ -88,7 +88,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
 
     step = 0
     if resume:
-        step = _restore(run_dir, model, optimizer, loader, accelerator.num_processes)
+        step = _restore(run_dir, model, optimizer, loader, accelerator.num_processes, config)
     model, optimizer = accelerator.prepare(model, optimizer)
 
     main = accelerator.is_main_process
@@ -178,7 +178,7 @@ def _save(run_dir: Path, step: int, model, optimizer, loader: VideoLoader, confi
     accelerator.wait_for_everyone()
 
 
-def _restore(run_dir: Path, model, optimizer, loader: VideoLoader, world: int) -> int:
+def _restore(run_dir: Path, model, optimizer, loader: VideoLoader, world: int, config: Config) -> int:
     path = checkpoint.latest(run_dir)
     if path is None:
         return 0  # nothing saved yet: --resume on a fresh folder starts from the beginning
@@ -186,12 +186,20 @@ def _restore(run_dir: Path, model, optimizer, loader: VideoLoader, world: int) -
     if state["world"] != world:
         raise ValueError(f"{path} was written by {state['world']} processes, this run has {world}: "
                          "the data order would not continue where it stopped")
+    changed = _changed_fields(state["config"], config.to_dict())
+    if changed:  # allowed (e.g. more steps), but a resumed run with other settings is not the same run
+        print(f"warning: resuming {path} with a config that differs in {', '.join(changed)}", file=sys.stderr)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     loader.load_state_dict(state["loader"])
     torch.set_rng_state(state["rng"]["torch"])
     print(f"resumed from {path} at step {state['step']}", file=sys.stderr)
     return state["step"]
+
+
+def _changed_fields(saved: dict, current: dict) -> list[str]:
+    return [f"{section}.{key}" for section in current for key in current[section]
+            if saved.get(section, {}).get(key) != current[section][key]]
 
 
 def _write_run_record(run_dir: Path, config: Config, resume: bool, accelerator, launch: dict) -> None:

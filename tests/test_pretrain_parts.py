@@ -199,3 +199,12 @@ You can check full logs at paths:
   - /tmp/1_0_log.err"""
     assert _last_exception_line(trace) == "FileNotFoundError: no shards found at /nowhere (give a split folder)"
     assert _last_exception_line("") == "no message"
+
+
+def test_resume_names_the_config_fields_that_changed():
+    from jobs.pretrain import _changed_fields
+
+    saved = load("tiny_rspnet").to_dict()
+    assert _changed_fields(saved, saved) == []
+    assert _changed_fields(saved, load("tiny_rspnet", ["optim.max_steps=5", "model.options.lam=2"]).to_dict()) == [
+        "model.options", "optim.max_steps"]
