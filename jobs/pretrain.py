@@ -72,12 +72,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
 
     model = build_pretext(config.model.method, config.model.backbone, config.model.backbone_options,
                           seed=run.seed, **config.model.options)
-    loader = VideoLoader(config.data.shards, plan=PLAN_OF[config.model.method],
-                         plan_options=config.data.plan_options, augment=_augment(config.data.augment),
-                         batch_size=config.data.batch_size,
-                         device="gpu" if accelerator.device.type == "cuda" else "cpu",
-                         rank=accelerator.process_index, world=accelerator.num_processes, seed=run.seed,
-                         num_threads=config.data.num_threads)
+    loader = build_loader(config, device="gpu" if accelerator.device.type == "cuda" else "cpu",
+                          rank=accelerator.process_index, world=accelerator.num_processes)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0,
                                 momentum=opt.momentum, weight_decay=opt.weight_decay)
     global_batch = config.data.batch_size * accelerator.num_processes * opt.grad_accum
@@ -159,8 +155,12 @@ def _precision(choice: str) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
-def _augment(options: dict) -> AugmentConfig:
-    return AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+def build_loader(config: Config, device: str = "cpu", rank: int = 0, world: int = 1) -> VideoLoader:
+    """The training loader a config describes: its task's plan, augmentation and batch size."""
+    augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.data.augment.items()})
+    return VideoLoader(config.data.shards, plan=PLAN_OF[config.model.method], plan_options=config.data.plan_options,
+                       augment=augment, batch_size=config.data.batch_size, device=device, rank=rank, world=world,
+                       seed=config.run.seed, num_threads=config.data.num_threads)
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -108,7 +108,7 @@ class RSPNet(nn.Module):
             perm = torch.as_tensor(rng.permutation(videos), device=video.device)
             shuffled = _grouped(self.key_backbone, video[key_rows[perm]], _groups(videos, self.bn_groups, 1))
             k = self.key_g_a(shuffled)[torch.argsort(perm)]
-        negatives = self.queue.keys.clone()
+        negatives = self.queue.keys.clone()  # push() below overwrites keys that backward still needs
         loss = info_nce(q, k, negatives, self.tau)
         qn, kn = nn.functional.normalize(q.detach(), dim=1), nn.functional.normalize(k, dim=1)
         hit = (qn * kn).sum(1) > (qn @ negatives.t()).max(1).values

@@ -18,7 +18,7 @@ pytest.importorskip("nvidia.dali")
 
 from jobs import checkpoint  # noqa: E402
 from jobs.config import load  # noqa: E402
-from jobs.evaluate import main as evaluate_main  # noqa: E402
+from jobs.evaluate import main as evaluate_main, speed_accuracy  # noqa: E402
 from jobs.logbook import read_metrics  # noqa: E402
 from jobs.pretrain import main as pretrain_main, train  # noqa: E402
 
@@ -92,6 +92,19 @@ def test_speednet_loss_falls_and_the_checkpoint_evaluates(synthetic_splits, tmp_
                           "--frames", "16", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["clips"] == 2 * 12 and 0.0 <= result["speed_accuracy"] <= 1.0
+    # The scoring itself: a network that always says "sped up" is right on exactly the sped-up half,
+    # one that reads the truth off the clip's motion would be right on all.
+    always = speed_accuracy(lambda v: torch.ones(len(v)), synthetic_splits / "test", T=16, size=64)
+    assert always["speed_accuracy"] == 0.5 and always["clips"] == 24
+    truth = speed_accuracy(_frame_step_oracle, synthetic_splits / "test", T=16, size=64)
+    assert truth["speed_accuracy"] > 0.9
+
+
+def _frame_step_oracle(video: torch.Tensor) -> torch.Tensor:
+    """Logit > 0 when consecutive frames differ more than the pair's mean: 2x clips move twice as
+    far per frame as the same stretch at 1x, and each video's pair sits in the same batch."""
+    motion = (video[:, :, 1:] - video[:, :, :-1]).abs().mean(dim=(1, 2, 3, 4))
+    return torch.stack([m - pair.mean() for m, pair in zip(motion, motion.view(-1, 2).repeat_interleave(2, 0))])
 
 
 def test_pretrain_cli_errors_are_one_line_and_nonzero(tmp_path, capsys):

@@ -14,6 +14,7 @@ for the first config.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -23,28 +24,25 @@ import torch
 from jobs.bench.learning import make_data
 from jobs.config import load
 from jobs.logbook import read_metrics
-from jobs.pretrain import _augment, train
-from models.pretext import PLAN_OF, build_pretext
-from pipeline.loader import VideoLoader
+from jobs.pretrain import build_loader, train
+from models.pretext import build_pretext
 
 PAPER_CONFIGS = ("speednet_s3dg", "rspnet_c3d", "rspnet_r3d18", "rspnet_r2plus1d10", "rspnet_s3dg")
 
 
 def loader_rate(config, batches: int) -> tuple[float, tuple]:
-    loader = VideoLoader(config.data.shards, plan=PLAN_OF[config.model.method], plan_options=config.data.plan_options,
-                         augment=_augment(config.data.augment), batch_size=config.data.batch_size, device="cpu",
-                         num_threads=config.data.num_threads)
-    clips, start, first = 0, None, None
-    while clips == 0 or batches > 0:
-        for video, batch in loader:
-            if start is None:  # the first batch pays for building the pipeline: not counted
-                start, first = time.perf_counter(), (video, batch)
-                continue
-            clips += len(batch["role"])
-            batches -= 1
-            if batches <= 0:
-                break
+    """Clips/s of the config's loader alone over ``batches`` batches after the first (which pays for
+    building the pipeline), and that first batch, for the model-alone measurement."""
+    stream = _forever(build_loader(config))
+    first = next(stream)
+    start = time.perf_counter()
+    clips = sum(len(batch["role"]) for _, batch in itertools.islice(stream, batches))
     return clips / (time.perf_counter() - start), first
+
+
+def _forever(loader):
+    while True:
+        yield from loader
 
 
 def model_rate(config, video, batch, steps: int, device: str = "cpu", dtype=None) -> float:
