@@ -19,6 +19,10 @@ demo:
     {{python}} -m jobs.pretrain tiny_rspnet --set data.shards=demo-out/shards/train --set optim.max_steps=60 --run-dir demo-out/runs/tiny_rspnet
     {{python}} -m jobs.evaluate demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt speed --shards demo-out/shards/test --size 64
     {{python}} -m jobs.evaluate demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt retrieval --shards demo-out/shards/test --gallery demo-out/shards/train --size 64
+    rm -rf demo-out/embeddings demo-out/index
+    {{python}} -m jobs.export demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt --shards demo-out/shards/train --out demo-out/embeddings/train.zarr --size 64
+    {{python}} -m index.build demo-out/embeddings/train.zarr --out demo-out/index
+    {{python}} -m index.query "$(ls demo-out/kinetics/test/*.mp4 | head -1)" --k 5 --distinct --grid demo-out/query-grid.png --within "$(ls demo-out/kinetics/test/*.mp4 | sed -n 2p)" --plot demo-out/query-within.png
 
 # Shard a dataset: just shard kinetics ROOT OUT [--splits train,val --workers 16 ...]
 shard dataset root out *args:
@@ -35,6 +39,22 @@ pretrain config *args:
 # Evaluate a checkpoint: just evaluate CKPT speed --shards DIR | retrieval --shards DIR --gallery DIR
 evaluate checkpoint *args:
     {{python}} -m jobs.evaluate "$1" "${@:2}"
+
+# Embeddings of a checkpoint to zarr: just export CKPT --shards DIR --out NAME.zarr [--stride 8 --rate 1 --pool avg]
+export checkpoint *args:
+    {{python}} -m jobs.export "$1" "${@:2}"
+
+# FAISS index of an embedding store: just index STORE.zarr --out DIR [--level videos --factory F --add]
+index store *args:
+    {{python}} -m index.build "$1" "${@:2}"
+
+# Nearest clips to a video file: just query clip.mp4 --k 10 [--index DIR --within long.mp4 --grid out.png --json]
+query clip *args:
+    {{python}} -m index.query "$1" "${@:2}"
+
+# The papers' retrieval test on UCF101 split 1 sharded by `just shard ucf101`: test queries train, top-1..50
+eval-retrieval checkpoint shards *args:
+    {{python}} -m jobs.evaluate "$1" retrieval --shards "$2/test" --gallery "$2/train" "${@:3}"
 
 # Run the test suite (what CI runs)
 test *args:
@@ -59,3 +79,7 @@ bench-learning *args:
 # Training clips/s against the loader alone and the model alone: which one is the bottleneck
 bench-train *args:
     {{python}} -m jobs.bench.train "$@"
+
+# FAISS search: Flat and the auto-chosen IVF index against numpy brute force (queries/s, recall@10)
+bench-index *args:
+    {{python}} -m jobs.bench.index "$@"

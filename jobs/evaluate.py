@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from jobs import checkpoint
+from jobs.embed import loader_device, video_embeddings
 from models.base import Backbone
 from pipeline.augment import AugmentConfig
 from pipeline.loader import VideoLoader
@@ -35,7 +36,7 @@ def speed_accuracy(speednet: torch.nn.Module, shards, *, T: int = 16, size: int 
                    clips_per_video: int = 1, device: str = "cpu", progress: bool = False) -> dict:
     """Normal-vs-2x accuracy of a SpeedNet (``(N, C, T, H, W) -> (N,)`` logits) on ``shards``."""
     loader = VideoLoader(shards, plan="speedtest", plan_options={"T": T, "n": clips_per_video},
-                         augment=AugmentConfig("eval", out=size), batch_size=batch_size, device=_loader_device(device),
+                         augment=AugmentConfig("eval", out=size), batch_size=batch_size, device=loader_device(device),
                          shuffle=False)
     right = total = 0
     for video, batch in tqdm(loader, desc="speed test", disable=not progress):
@@ -44,25 +45,6 @@ def speed_accuracy(speednet: torch.nn.Module, shards, *, T: int = 16, size: int 
         right += int(((logits > 0) == sped_up).sum())
         total += len(sped_up)
     return {"speed_accuracy": right / total, "clips": total, "dropped": len(loader.dropped)}
-
-
-@torch.no_grad()
-def video_embeddings(backbone: Backbone, shards, *, T: int = 16, clips: int = 10, size: int = 112,
-                     batch_size: int = 4, device: str = "cpu", progress: bool = False):
-    """One unit embedding per video (VCOP protocol): (keys, labels, (V, C) float32)."""
-    loader = VideoLoader(shards, plan="eval", plan_options={"T": T, "n": clips}, augment=AugmentConfig("eval", out=size),
-                         batch_size=batch_size, device=_loader_device(device), shuffle=False)
-    keys, labels, rows = [], [], []
-    for video, batch in tqdm(loader, desc="embed", disable=not progress):
-        features = backbone.forward_features(video.to(device)).mean(dim=(2, 3, 4)).float().cpu()
-        sample = batch["sample"]
-        for s in range(int(sample.max()) + 1):
-            first = int((sample == s).nonzero()[0])
-            keys.append(batch["keys"][first])
-            labels.append(batch["label"][first])
-            rows.append(features[sample == s].mean(0))
-    embeddings = torch.nn.functional.normalize(torch.stack(rows), dim=1).numpy()
-    return keys, labels, embeddings
 
 
 def retrieval_topk(query: np.ndarray, query_labels: list, gallery: np.ndarray, gallery_labels: list,
@@ -77,10 +59,6 @@ def retrieval(backbone: Backbone, query_shards, gallery_shards, **kw) -> dict:
     _, q_labels, q = video_embeddings(backbone, query_shards, **kw)
     _, g_labels, g = video_embeddings(backbone, gallery_shards, **kw)
     return {f"top{k}": v for k, v in retrieval_topk(q, q_labels, g, g_labels).items()} | {"queries": len(q)}
-
-
-def _loader_device(torch_device: str) -> str:
-    return "gpu" if str(torch_device).startswith("cuda") else "cpu"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,19 @@ class Backbone(nn.Module):
             )
 
 
+POOLS = ("avg", "max")
+
+
+def global_pool(features: torch.Tensor, how: str = "avg") -> torch.Tensor:
+    """(N, C, T', H', W') -> (N, C) by global average or max over space and time: the explicit
+    pooling choice of exported and retrieval embeddings (the VCOP protocol averages)."""
+    if how == "avg":
+        return features.mean(dim=(2, 3, 4))
+    if how == "max":
+        return features.amax(dim=(2, 3, 4))
+    raise ValueError(f"pool must be one of {', '.join(POOLS)}, not {how!r}")
+
+
 def init_weights(model: nn.Module) -> None:
     """He init for convs (fan-out, as torchvision's video ResNets), unit BN, small linear layers.
 

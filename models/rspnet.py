@@ -5,11 +5,17 @@ video instance discrimination (A-VID); L = L_m + lambda L_a. Each batch holds, p
 loader's ``rspnet`` triplet: anchor c_i, positive c_j at the same speed, negative c_k at another
 (rows 3n, 3n+1, 3n+2 of the video tensor; ``pipeline.plans.rspnet_plan``).
 
+Only the anchor goes through the online encoder f. c_j and c_k go through a momentum copy of f and
+of the heads (MoCo's key encoder), with no gradient, as in the authors' released code
+(``moco/builder_diffspeed_diffloss.py``: q from the query encoder, both RSP keys from the key
+encoder, the ranking loss on similarities over the temperature, see ``objectives.rsp``). It also
+makes a step about half the work of pushing all three clips through f with gradients.
+
 A-VID's pair is (c_i, c_l) with c_l another clip of the same video at a random speed relative to c_i
 (the paper's speed augmentation). Rather than decode a fourth clip, c_l is c_j or c_k by a fair coin
 per video: with two speeds that makes s_l = s_i with probability 1/2, as independent random speeds
-would. The ``vid`` ablation always takes c_j (same speed: no speed augmentation). Keys come from a
-momentum copy of f and g_a and wait in a queue as the negatives of later batches (MoCo).
+would. The ``vid`` ablation always takes c_j (same speed: no speed augmentation). Its keys wait in a
+queue as the negatives of later batches (MoCo).
 
 BatchNorm without shuffle-BN. MoCo shuffles keys across GPUs so that a query and its key are never
 normalised with the same batch statistics, which would otherwise let the network match them by
@@ -64,9 +70,19 @@ class RSPNet(nn.Module):
             self.g_m = nn.Linear(c, len(self.speeds))
         if appearance != "none":
             self.g_a = projection_head(c, dim, head_hidden)
-            self.key_backbone = copy.deepcopy(backbone).requires_grad_(False)
-            self.key_g_a = copy.deepcopy(self.g_a).requires_grad_(False)
             self.queue = KeyQueue(dim, queue_size, seed)
+        # Which clips of a triplet the momentum encoder embeds (1 = c_j, 2 = c_k), and its heads.
+        self.key_offsets = [1, 2] if motion == "rsp" or appearance == "avid" else [1]
+        if self.uses_keys:
+            self.key_backbone = copy.deepcopy(backbone).requires_grad_(False)
+        if motion == "rsp":
+            self.key_g_m = copy.deepcopy(self.g_m).requires_grad_(False)
+        if appearance != "none":
+            self.key_g_a = copy.deepcopy(self.g_a).requires_grad_(False)
+
+    @property
+    def uses_keys(self) -> bool:
+        return self.motion == "rsp" or self.appearance != "none"
 
     def forward(self, video: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
         """(3B, C, T, H, W) clips and their batch dict -> {"loss", and the task metrics}."""
@@ -75,13 +91,18 @@ class RSPNet(nn.Module):
             raise ValueError("RSPNet needs the rspnet plan's anchor/positive/negative triplets, in order")
         videos = len(roles) // 3
         rng = np.random.default_rng([self.seed, int(batch["epoch"]), int(batch["step"]), _rank(), 0xA51D])
-        x = _grouped(self.backbone, video, _groups(videos, self.bn_groups, 3))  # (3B, C)
+        # SP classifies every clip; RSP and A-VID only embed the anchor online, the rest are keys.
+        online = video if self.motion == "sp" else video[0::3]
+        x = _grouped(self.backbone, online, _groups(videos, self.bn_groups, len(online) // videos))
+        x_i = x[0::3] if self.motion == "sp" else x
+        keys = self._key_features(video, videos, rng) if self.uses_keys else None
         out: dict[str, torch.Tensor] = {}
         losses = []
         if self.motion == "rsp":
-            m = self.g_m(x)
-            m_i, m_j, m_k = m[0::3], m[1::3], m[2::3]
-            out["loss_m"] = rsp_loss(m_i, m_j, m_k, self.gamma)
+            m_i = self.g_m(x_i)
+            with torch.no_grad():
+                m_j, m_k = self.key_g_m(keys[:, 0]), self.key_g_m(keys[:, 1])
+            out["loss_m"] = rsp_loss(m_i, m_j, m_k, self.gamma, scale=1 / self.tau)
             same = nn.functional.cosine_similarity(m_i, m_j)
             out["rsp_acc"] = (same > nn.functional.cosine_similarity(m_i, m_k)).float().mean()
             losses.append(out["loss_m"])
@@ -93,21 +114,38 @@ class RSPNet(nn.Module):
             out["sp_acc"] = (classes[logits.argmax(1)] == speeds).float().mean()
             losses.append(out["loss_m"])
         if self.appearance != "none":
-            out.update(self._instance_discrimination(video, x, videos, rng))
+            out.update(self._instance_discrimination(x_i, keys, rng))
             losses.append(self.lam * out["loss_a"])
         out["loss"] = sum(losses)
         return out
 
-    def _instance_discrimination(self, video, x, videos: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        q = self.g_a(x[0::3])
-        other = 1 + (rng.integers(0, 2, size=videos) if self.appearance == "avid" else np.zeros(videos, int))
-        key_rows = torch.as_tensor(3 * np.arange(videos) + other, device=video.device)
+    @torch.no_grad()
+    def _key_features(self, video: torch.Tensor, videos: int, rng: np.random.Generator) -> torch.Tensor:
+        """Momentum-encoder features (B, len(key_offsets), C) of each video's c_j (and c_k), computed
+        in BN groups of a seeded permutation of those clips."""
+        for online, key in self._momentum_pairs():
+            momentum_update(online, key, self.momentum)
+        per_video = len(self.key_offsets)
+        rows = (3 * np.arange(videos)[:, None] + np.array(self.key_offsets)[None, :]).reshape(-1)
+        perm = rng.permutation(len(rows))
+        shuffled = _grouped(self.key_backbone, video[torch.as_tensor(rows[perm], device=video.device)],
+                            _groups(videos, self.bn_groups, per_video))
+        return shuffled[torch.as_tensor(np.argsort(perm), device=video.device)].view(videos, per_video, -1)
+
+    def _momentum_pairs(self):
+        yield self.backbone, self.key_backbone
+        if self.motion == "rsp":
+            yield self.g_m, self.key_g_m
+        if self.appearance != "none":
+            yield self.g_a, self.key_g_a
+
+    def _instance_discrimination(self, x_i: torch.Tensor, keys: torch.Tensor, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        q = self.g_a(x_i)
+        videos = len(x_i)
+        # A-VID's other clip: c_j or c_k by a fair coin; VID always the same-speed c_j.
+        pick = rng.integers(0, 2, size=videos) if self.appearance == "avid" else np.zeros(videos, int)
         with torch.no_grad():
-            momentum_update(self.backbone, self.key_backbone, self.momentum)
-            momentum_update(self.g_a, self.key_g_a, self.momentum)
-            perm = torch.as_tensor(rng.permutation(videos), device=video.device)
-            shuffled = _grouped(self.key_backbone, video[key_rows[perm]], _groups(videos, self.bn_groups, 1))
-            k = self.key_g_a(shuffled)[torch.argsort(perm)]
+            k = self.key_g_a(keys[torch.arange(videos), torch.as_tensor(pick, device=keys.device)])
         negatives = self.queue.keys.clone()  # push() below overwrites keys that backward still needs
         loss = info_nce(q, k, negatives, self.tau)
         qn, kn = nn.functional.normalize(q.detach(), dim=1), nn.functional.normalize(k, dim=1)

@@ -69,12 +69,15 @@ class _Source:
 class VideoLoader:
     """Batches of clips from shards. ``plan`` names a plan of ``pipeline.plans`` (its keyword
     arguments in ``plan_options``); ``augment`` defaults to the paper recipe for the plan; ``rank`` and
-    ``world`` split every epoch across processes; ``epoch`` and ``step`` say where to start."""
+    ``world`` split every epoch across processes; ``epoch`` and ``step`` say where to start.
+    ``samples`` (positions in the shards' sample order) reads exactly those, in that order, once per
+    epoch, instead of the epoch order: how the export job reads one unit of videos."""
 
     def __init__(self, shards, plan: str = "rspnet", plan_options: dict | None = None,
                  augment: AugmentConfig | None = None, batch_size: int = 8, device: str = "auto",
                  rank: int = 0, world: int = 1, seed: int = 0, epoch: int = 0, step: int = 0,
-                 num_threads: int = 2, shuffle: bool = True, normalize: bool = True):
+                 num_threads: int = 2, shuffle: bool = True, normalize: bool = True,
+                 samples: list[int] | None = None):
         if plan not in PLANS:
             raise ValueError(f"unknown plan {plan!r}; choose from {', '.join(PLANS)}")
         self.index = ShardIndex(resolve_shards(shards) if not isinstance(shards, list) else shards)
@@ -86,8 +89,12 @@ class VideoLoader:
         self.epoch, self.step, self.shuffle, self.normalize = epoch, step, shuffle, normalize
         self.device = resolve_device(device)
         self.num_threads = num_threads
-        mine = len(order.epoch_order(len(self.index), 0, seed, rank, world, shuffle))
-        self.steps_per_epoch = order.steps_per_epoch(mine, batch_size, drop_last=shuffle)
+        self.samples = None if samples is None else np.asarray(samples, dtype=np.int64)
+        if self.samples is not None and len(self.samples) and not (0 <= self.samples.min() and self.samples.max() < len(self.index)):
+            raise ValueError(f"samples must be positions below {len(self.index)}")
+        mine = len(self.samples) if self.samples is not None else \
+            len(order.epoch_order(len(self.index), 0, seed, rank, world, shuffle))
+        self.steps_per_epoch = order.steps_per_epoch(mine, batch_size, drop_last=shuffle and self.samples is None)
         if self.steps_per_epoch == 0:
             raise ValueError(f"{len(self.index)} samples make no batch of {batch_size} on {world} ranks")
         self.dropped: list[dict] = []
@@ -110,7 +117,8 @@ class VideoLoader:
             self.epoch, self.step = self.epoch + 1, 0
 
     def _build(self):
-        self._order = order.epoch_order(len(self.index), self.epoch, self.seed, self.rank, self.world, self.shuffle)
+        self._order = self.samples if self.samples is not None else \
+            order.epoch_order(len(self.index), self.epoch, self.seed, self.rank, self.world, self.shuffle)
         self._source = _Source(self)
         device_id = None if self.device == "cpu" else torch.cuda.current_device()
         self._pipe = graph.build(self._source, batch_size=self.batch_size, device_id=device_id,

@@ -136,7 +136,7 @@ def speednet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, normal=
 
 
 def rspnet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, speeds=(1, 2), mode: str = "rsp",
-                short: str = "pad") -> list[Clip]:
+                short: str = "pad", shared_start: bool = False) -> list[Clip]:
     """RSPNet's per-video triplet (section 3.2): roles "anchor" (c_i), "positive" (c_j), "negative" (c_k).
 
     mode "rsp": anchor and positive at a speed a drawn from ``speeds``, negative at b drawn from the
@@ -144,7 +144,9 @@ def rspnet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, speeds=(1
     makes instance discrimination speed-agnostic). Each clip starts uniformly where its last frame
     fits (at 0 when it cannot) and shows frames start + round(k * speed). The anchor is aug_group 0;
     positive and negative share aug_group 1, so those two differ in speed and position, never in
-    spatial augmentation.
+    spatial augmentation. ``shared_start``: the negative starts where the positive does, so the two
+    differ in speed alone (as the authors' released code cuts both from one window); the start is
+    drawn where the longer of the two fits.
     Under "skip" the video must fit the fastest of ``speeds``, whatever was drawn: otherwise short
     videos would only ever be seen slow, and length would hint at speed.
     """
@@ -167,7 +169,9 @@ def rspnet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, speeds=(1
     clips = []
     for speed, role, group in zip(drawn, ("anchor", "positive", "negative"), (0, 1, 1)):
         offsets = _offsets(T, speed)
-        start = int(rng.integers(0, max(frames - 1 - int(offsets[-1]), 0) + 1))
+        if not (shared_start and role == "negative"):
+            last = max(int(offsets[-1]), int(_offsets(T, drawn[2])[-1])) if shared_start and role == "positive" else int(offsets[-1])
+            start = int(rng.integers(0, max(frames - 1 - last, 0) + 1))
         clips.append(_clip(apply_short(start + offsets, frames, short), speed, role, group))
     return clips
 

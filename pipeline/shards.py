@@ -69,6 +69,10 @@ class ShardIndex:
             self._files[tar] = os.open(self.tars[tar], os.O_RDONLY)
         return os.pread(self._files[tar], span[1], span[0])
 
+    def read_meta(self, i: int) -> SampleMeta:
+        ref = self.samples[i]
+        return SampleMeta.from_json_dict(json.loads(self._read(ref.tar, ref.meta)))
+
     def read(self, i: int) -> tuple[SampleMeta, bytes]:
         ref = self.samples[i]
         meta = SampleMeta.from_json_dict(json.loads(self._read(ref.tar, ref.meta)))

@@ -52,15 +52,24 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="session")
-def synthetic_splits(tmp_path_factory) -> Path:
-    """Synthetic Kinetics sharded into train (4 videos per class) and test (2 per class, objects
-    never seen in train): the data of the training, evaluation and retrieval tests."""
-    from jobs.shard.__main__ import main as shard_main
+def synthetic_kinetics(tmp_path_factory) -> Path:
+    """Synthetic Kinetics on disk (CSVs and video files): train 4 videos per class, test 2 per class
+    of objects never seen in train."""
     from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset
 
     root = tmp_path_factory.mktemp("synthetic-kinetics")
     make_kinetics_dataset(root, SyntheticConfig(videos_per_class={"train": 4, "val": 0, "test": 2},
                                                 appearance="mixed", duration_s=2.6))
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_splits(synthetic_kinetics, tmp_path_factory) -> Path:
+    """``synthetic_kinetics`` sharded at short side 64: the data of the training, evaluation and
+    retrieval tests."""
+    from jobs.shard.__main__ import main as shard_main
+
+    root = synthetic_kinetics
     out = tmp_path_factory.mktemp("synthetic-shards")
     assert shard_main(["kinetics", "--root", str(root), "--out", str(out), "--splits", "train,test",
                        "--short-side", "64", "--videos-per-shard", "8", "--workers", "2", "--no-progress"]) == 0
@@ -77,3 +86,17 @@ def slurm() -> None:
     reason = ensure_cluster()
     if reason is not None or _shutil.which("sbatch") is None:
         pytest.skip(f"no SLURM: {reason or 'sbatch not on PATH'}")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synthetic_splits, tmp_path_factory) -> Path:
+    """A tiny RSPNet (4-channel R3D-10) after two training steps on the synthetic train split."""
+    from jobs import checkpoint
+    from jobs.config import load
+    from jobs.pretrain import train
+    from tiny_configs import tiny
+
+    run = tmp_path_factory.mktemp("tiny-rspnet")
+    train(load("tiny_rspnet", tiny("tiny_rspnet", synthetic_splits / "train", **{"optim.max_steps": 2})), run,
+          progress=False)
+    return checkpoint.path_for(run, 2)

@@ -27,6 +27,7 @@ def test_rsp_triplet_by_hand():
     per_triplet = [max(0, 0.15 - (1 - 0)), max(0, 0.15 - (0 - 1)),
                    max(0, 0.15 - (1 / math.sqrt(2) - 1 / math.sqrt(1.64)))]  # 0, 1.15, 0.2238
     assert rsp_loss(anchor, same, other).item() == pytest.approx(sum(per_triplet) / 3, rel=1e-6)
+    assert rsp_loss(anchor, same, other, scale=1 / 0.07).item() == pytest.approx(sum(per_triplet) / 3 / 0.07, rel=1e-6)
 
 
 def test_speed_classification_by_hand():

@@ -22,7 +22,7 @@ kwargs_st = st.one_of(
     st.tuples(st.just("speednet"), st.just({})),
     st.tuples(st.just("rspnet"), st.fixed_dictionaries({
         "speeds": st.sampled_from([(1, 2), (1, 1.5, 2, 4), (1, 2, 3), (2.5, 1.25)]),
-        "mode": st.sampled_from(["rsp", "avid"])})),
+        "mode": st.sampled_from(["rsp", "avid"]), "shared_start": st.booleans()})),
     st.tuples(st.just("eval"), st.fixed_dictionaries({"n": st.integers(1, 20)})),
     st.tuples(st.just("sliding"), st.fixed_dictionaries({
         "stride": st.integers(1, 32), "rate": st.sampled_from([1.0, 1.5, 2.0] + [1.25**i for i in range(11)])})),
@@ -177,6 +177,16 @@ def test_rspnet_triplet(frames, T, seed, short, speeds):
             assert np.array_equal(c.indices, ideal)
             if c.speed == int(c.speed):
                 assert (np.diff(c.indices) == c.speed).all()
+
+
+@given(st.integers(31, 2000), seed_st, st.sampled_from([(1, 2), (1, 2, 3), (4, 1.5)]))
+def test_rspnet_shared_start_negative_differs_from_positive_in_speed_only(frames, seed, speeds):
+    T = 16
+    a, p, n = rspnet_plan(frames, np.random.default_rng(seed), T=T, speeds=speeds, shared_start=True)
+    assert p.indices[0] == n.indices[0] and p.speed != n.speed
+    if frames >= min_frames("rspnet", T, speeds=speeds):  # both fit: neither was padded
+        assert max(p.indices[-1], n.indices[-1]) == p.indices[0] + max(half_up((T - 1) * np.array([p.speed, n.speed])))
+        assert max(p.indices[-1], n.indices[-1]) <= frames - 1
 
 
 def test_rspnet_draws_cover_speeds_and_starts():

@@ -4,7 +4,6 @@ checkpoints load weights-only, and the evaluation reads them."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,23 +20,9 @@ from jobs.config import load  # noqa: E402
 from jobs.evaluate import main as evaluate_main, speed_accuracy  # noqa: E402
 from jobs.logbook import read_metrics  # noqa: E402
 from jobs.pretrain import main as pretrain_main, train  # noqa: E402
+from tiny_configs import tiny  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny(name: str, shards: Path, **extra) -> list[str]:
-    """Overrides that shrink a tiny config further, to test sizes (4-channel R3D-10, 8 frames, 32 px)."""
-    sets = {"data.shards": f'"{shards}"', "data.batch_size": 4, "data.num_threads": 1, "run.log_every": 1,
-            "optim.warmup_steps": 0}
-    if name == "tiny_rspnet":
-        sets["model.backbone_options"] = "{ width = 4 }"
-        sets |= {"data.plan_options": "{ T = 8, speeds = [1, 2] }", "data.augment": '{ recipe = "rspnet", base = 40, out = 32 }',
-                 "model.options": "{ queue_size = 32, dim = 16, momentum = 0.9, bn_groups = 2 }"}
-    else:
-        sets |= {"data.plan_options": "{ T = 16 }", "data.augment": '{ recipe = "speednet", speednet_sizes = [64, 64] }',
-                 "model.backbone_options": "{ width = 8, temporal_stride = false }"}
-    sets |= extra
-    return [f"{k}={v}" for k, v in sets.items()]
 
 
 def test_rspnet_killed_and_resumed_logs_the_same_losses_as_an_uninterrupted_run(synthetic_splits, tmp_path):

@@ -17,7 +17,7 @@ from jobs.config import load  # noqa: E402
 from jobs.logbook import read_metrics  # noqa: E402
 from jobs.pretrain import main as pretrain_main, train  # noqa: E402
 from jobs.shard.__main__ import main as shard_main  # noqa: E402
-from test_pretrain import tiny  # noqa: E402
+from tiny_configs import tiny  # noqa: E402
 
 pytestmark = pytest.mark.slurm
 

@@ -1,0 +1,230 @@
+"""``python -m index.query clip.mp4 --k 10``: the clips (or videos) of a collection nearest a query.
+
+    python -m index.query clip.mp4 --k 10                        # the demo's index, if there is one
+    python -m index.query clip.mp4 --index runs/k400-index --k 10 --json
+    python -m index.query clip.mp4 --within long_video.mp4 --plot curve.png
+    python -m index.query clip.mp4 --grid results.png
+
+The query clip is normalised as the collection was (the store's ``encode`` settings), embedded by the
+model the index was built from (its checkpoint, checked against the weights' fingerprint), as the
+mean of its sliding windows for a clip index or by the VCOP protocol for a video index, and searched.
+``--within``: its similarity to every window of another video over time, the peaks, and a plot.
+``--grid``: a contact sheet of the query and its results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from index import build, store
+from index.faiss_index import search
+from index.within import peaks, plot_curve
+from jobs.embed import video_embeddings, window_embeddings
+from jobs.export import load_backbone
+from jobs.shard.files import shard_files
+from jobs.shard.transcode import EncodeSettings, Rejected
+from pipeline.shards import ShardIndex, resolve_shards
+
+DEFAULT_INDEX = Path("demo-out/index")  # where `just demo` builds one
+
+
+class QueryError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2."""
+
+
+def embedder(sidecar: dict, device: str):
+    """The index's model, refusing a checkpoint whose weights are not the ones the index was built with."""
+    model = sidecar["model"]
+    try:
+        backbone, found = load_backbone(Path(model["checkpoint"]))
+    except FileNotFoundError:
+        raise QueryError(f"the index's model checkpoint is gone: {model['checkpoint']}") from None
+    if found["fingerprint"] != model["fingerprint"]:
+        raise QueryError(f"{model['checkpoint']} no longer holds the model this index was built from "
+                         f"(weights {found['fingerprint']} != {model['fingerprint']}): rebuild the index")
+    return backbone.to(device)
+
+
+def prepare(path: Path, sidecar: dict, work: Path) -> list[Path]:
+    """``path`` normalised like the indexed collection, as a one-video shard under ``work``. Any
+    length is taken: a clip shorter than the model's T is padded by the plan (its last frame)."""
+    if not path.is_file():
+        raise QueryError(f"no such file: {path}")
+    try:
+        shard_files([path], work, EncodeSettings(**{**sidecar.get("encode", {}), "min_frames": 1}))
+    except Rejected as e:
+        raise QueryError(str(e)) from None
+    return resolve_shards(work)
+
+
+def windows_of(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """(W, T) frame indices and (W, D) unit embeddings of every window of the one video in ``tars``."""
+    c = sidecar["clips"]
+    (_, indices, emb), = window_embeddings(backbone, tars, T=c["T"], stride=c["stride"], rate=c["rate"],
+                                          size=c["size"], pool=c["pool"], device=device)
+    return indices, emb
+
+
+def query_vector(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """The query's unit embedding at the index's level, and the frames it covers."""
+    indices, emb = windows_of(backbone, tars, sidecar, device)
+    if sidecar["level"] == "videos":
+        v = sidecar["videos"]
+        _, _, vec = video_embeddings(backbone, tars, T=v["T"], clips=v["clips"], size=v["size"], pool=v["pool"],
+                                     device=device)
+        return vec[0], indices
+    mean = emb.mean(axis=0)
+    return mean / max(np.linalg.norm(mean), 1e-12), indices
+
+
+def results(sidecar: dict, scores: np.ndarray, ids: np.ndarray) -> list[dict]:
+    """Rank, score and what each hit is (video, label, times), via the store that holds it."""
+    rows = []
+    for rank, (score, fid) in enumerate(zip(scores, ids), 1):
+        if fid < 0:  # fewer hits than k (an IVF probe saw too few lists)
+            continue
+        path, level, row = build.locate(sidecar, int(fid))
+        rows.append({"rank": rank, "score": float(score), **store.describe_rows(Path(path), level, np.array([row]))[0],
+                     "store": str(path)})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'rank':>4}  {'score':>6}  {'video':<28} {'label':<20} {'start':>7} {'end':>7}"]
+    for r in rows:
+        times = (f"{r['start_time']:7.2f} {r['end_time']:7.2f}" if "start_time" in r else f"{'':>7} {'':>7}")
+        lines.append(f"{r['rank']:>4}  {r['score']:6.3f}  {r['video'][:28]:<28} {(r['label'] or '-')[:20]:<20} {times}")
+    return "\n".join(lines)
+
+
+def decode_frames(data: bytes, indices) -> np.ndarray:
+    """RGB frames ``indices`` of an encoded video (PyAV, sequential decode), (len, H, W, 3) uint8."""
+    import av
+
+    wanted = sorted(set(int(i) for i in indices))
+    found: dict[int, np.ndarray] = {}
+    with av.open(io.BytesIO(data)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                found[i] = frame.to_ndarray(format="rgb24")
+            if i >= wanted[-1]:
+                break
+    last = found[max(found)]
+    return np.stack([found.get(int(i), last) for i in indices])
+
+
+def grid(query_tars: list[Path], query_frames: np.ndarray, rows: list[dict], out: Path) -> None:
+    """Contact sheet: the query, then each result's clip, 6 frames each."""
+    from pipeline.preview import contact_sheet
+
+    def clip(tars, position, first, last):
+        index = ShardIndex(tars)
+        _, data = index.read(position)
+        return decode_frames(data, np.linspace(first, last - 1, 6).round().astype(int))
+
+    clips = [clip(query_tars, 0, int(query_frames.min()), int(query_frames.max()) + 1)]
+    captions = ["query"]
+    for r in rows:
+        root = store.open_store(Path(r["store"]), mode="r")
+        tars = [Path(t) for t in root.attrs["shards"]]
+        keys = root["videos"]["key"][:]
+        position = int(np.flatnonzero(keys == r["video"])[0])  # videos/* rows are the shards' sample order
+        frames = root["videos"]["frames"][position]
+        first, last = (r["start_frame"], r["end_frame"]) if "start_frame" in r else (0, int(frames))
+        clips.append(clip(tars, position, first, last))
+        times = f"\n{r['start_time']:.1f}-{r['end_time']:.1f} s" if "start_time" in r else ""
+        captions.append(f"#{r['rank']}  {r['score']:.3f}\n{r['video'][:30]}\n{r['label'] or '-'}{times}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    contact_sheet(clips, captions, max_frames=6).save(tmp)
+    tmp.replace(out)
+
+
+def within(backbone, vector: np.ndarray, path: Path, sidecar: dict, work: Path, device: str, plot: Path,
+           count: int) -> dict:
+    """Similarity of the query to every window of ``path`` over time, its peaks, and the plot."""
+    tars = prepare(path, sidecar, work)
+    indices, emb = windows_of(backbone, tars, sidecar, device)
+    fps = ShardIndex(tars).read_meta(0).fps
+    scores = emb @ vector
+    centre = (indices[:, 0] + indices[:, -1] + 1) / 2 / fps
+    c = sidecar["clips"]
+    top = peaks(scores, separation=max(1, c["T"] // c["stride"]), count=count)
+    plot_curve(centre, scores, top, f"query vs {path.name}", plot)
+    return {"video": str(path), "plot": str(plot), "times": centre.tolist(), "scores": scores.tolist(),
+            "peaks": [{"rank": r, "time": float(centre[i]), "start_time": float(indices[i, 0] / fps),
+                       "end_time": float((indices[i, -1] + 1) / fps), "score": float(scores[i])}
+                      for r, i in enumerate(top, 1)]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m index.query", description=__doc__.split("\n\n")[0])
+    p.add_argument("clip", type=Path, help="the query video file")
+    p.add_argument("--index", type=Path, help=f"index folder from index.build (default {DEFAULT_INDEX} if it exists)")
+    p.add_argument("--k", type=int, default=10, help="results to return (default %(default)s)")
+    p.add_argument("--distinct", action="store_true", help="at most one result (the best window) per video")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--within", type=Path, metavar="VIDEO", help="similarity to every window of VIDEO over time")
+    p.add_argument("--plot", type=Path, help="--within: PNG of the curve (default VIDEO_STEM-similarity.png)")
+    p.add_argument("--peaks", type=int, default=5, help="--within: peaks to report (default %(default)s)")
+    p.add_argument("--grid", type=Path, metavar="PNG", help="contact sheet of the query and its results")
+    args = p.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        folder = args.index or DEFAULT_INDEX
+        if args.index is None and not (folder / "index.json").is_file():
+            raise QueryError(f"no --index given and no index at {DEFAULT_INDEX} (build one with python -m index.build)")
+        try:
+            index, sidecar = build.load(folder)
+        except (FileNotFoundError, ValueError) as e:
+            raise QueryError(str(e)) from None
+        if not 1 <= args.k <= sidecar["count"]:
+            raise QueryError(f"--k must be between 1 and {sidecar['count']} (the vectors in the index), got {args.k}")
+        backbone = embedder(sidecar, device)
+        with tempfile.TemporaryDirectory(prefix="speedrep-query-") as work:
+            query_tars = prepare(args.clip, sidecar, Path(work) / "query")
+            vector, frames = query_vector(backbone, query_tars, sidecar, device)
+            # --distinct: overlapping windows of one video crowd the top k, so look deeper, keep each video's best
+            depth = min(sidecar["count"], max(20 * args.k, 200)) if args.distinct else args.k
+            scores, ids = search(index, vector[None].astype(np.float32), depth, sidecar.get("nprobe"))
+            hits = results(sidecar, scores[0], ids[0])
+            if args.distinct:
+                hits = [h for i, h in enumerate(hits) if h["video"] not in {g["video"] for g in hits[:i]}][:args.k]
+                for rank, h in enumerate(hits, 1):
+                    h["rank"] = rank
+            out = {"query": str(args.clip), "index": str(folder), "level": sidecar["level"], "results": hits}
+            if args.within:
+                plot = args.plot or Path(f"{args.within.stem}-similarity.png")
+                out["within"] = within(backbone, vector, args.within, sidecar, Path(work) / "within", device, plot,
+                                       args.peaks)
+            if args.grid:
+                grid(query_tars, frames, out["results"], args.grid)
+                out["grid"] = str(args.grid)
+    except QueryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{args.clip} -> {out['level']} of {folder}")
+    print(table(out["results"]))
+    if "within" in out:
+        w = out["within"]
+        print(f"\nwithin {w['video']}: {len(w['scores'])} windows, plot {w['plot']}")
+        for pk in w["peaks"]:
+            print(f"  peak {pk['rank']}: {pk['start_time']:.2f}-{pk['end_time']:.2f} s  score {pk['score']:.3f}")
+    if "grid" in out:
+        print(f"grid: {out['grid']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

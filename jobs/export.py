@@ -1,0 +1,227 @@
+"""Export what a trained model sees to an embedding store (``index.store``), for the FAISS index.
+
+    python -m jobs.export CHECKPOINT --shards shards/train --out emb/train.zarr
+    python -m jobs.export CHECKPOINT --videos my_videos/ --out emb/mine.zarr      # loose files
+    python -m jobs.export CHECKPOINT --shards ... --out ... --rank 3 --world 8     # one of 8 processes
+
+Two kinds of rows: sliding windows (``--frames`` T frames every ``--stride`` frames at playback
+``--rate``; clip-level and within-video retrieval) and one VCOP video embedding per video
+(``--video-clips`` evenly spaced clips, pooled, averaged). ``--pool`` chooses global average or max
+pooling of the last conv features for both.
+
+Ranks (``--rank/--world``, or RANK/WORLD_SIZE, or SLURM's task id and count) take every world-th unit
+of videos and write their own chunks of the pre-sized store; each unit is marked done after its
+data. The same command run again skips finished units: an interrupted export resumes. ``--videos``
+first normalises the files into one shard beside the store (``OUT.shards/``), as the shard job would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from index import store
+from jobs import checkpoint
+from jobs.embed import video_embeddings, window_embeddings
+from jobs.shard.files import find_videos, shard_files
+from jobs.shard.transcode import EncodeSettings, Rejected
+from models.base import POOLS, Backbone
+from pipeline.plans import sliding_plan
+from pipeline.shards import ShardIndex, resolve_shards
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    T: int = 16
+    stride: int = 8
+    rate: float = 1.0
+    size: int = 112  # centre crop side, as the VCOP retrieval protocol
+    pool: str = "avg"
+    video_clips: int = 10
+    videos_per_unit: int = 64
+    chunk_rows: int = 1024
+
+    def __post_init__(self):
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, not {self.pool!r}")
+        if min(self.T, self.stride, self.size, self.video_clips, self.videos_per_unit, self.chunk_rows) < 1 or self.rate <= 0:
+            raise ValueError(f"invalid export settings: {self}")
+
+
+def fingerprint(module: torch.nn.Module) -> str:
+    """A short hash of a model's weights: the index refuses a query model with another."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def load_backbone(path: Path) -> tuple[Backbone, dict]:
+    """The backbone in checkpoint ``path`` (eval mode) and the store's description of it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    model, config = checkpoint.load_pretext(path)
+    backbone = model.backbone.eval()
+    return backbone, {"checkpoint": str(path.resolve()), "step": int(checkpoint.load(path)["step"]),
+                      "method": config.model.method, "backbone": config.model.backbone,
+                      "backbone_options": dict(config.model.backbone_options), "fingerprint": fingerprint(backbone)}
+
+
+def encode_settings_of(tars: list[Path]) -> dict:
+    """The shard job's normalisation of these tars (from their split's manifest), else the default."""
+    manifest = tars[0].parent / "manifest.json"
+    if manifest.is_file():
+        encode = json.loads(manifest.read_text()).get("settings", {}).get("settings", {}).get("encode")
+        if encode:
+            return encode
+    return asdict(EncodeSettings())
+
+
+def plan_layout(index: ShardIndex, s: ExportSettings) -> tuple[store.Layout, list]:
+    metas = [index.read_meta(i) for i in range(len(index))]
+    windows = tuple(len(sliding_plan(m.frames, T=s.T, stride=s.stride, rate=s.rate)) for m in metas)
+    return store.Layout(windows, s.videos_per_unit, s.chunk_rows), metas
+
+
+def export_unit(root, unit: int, layout: store.Layout, metas: list, backbone: Backbone, tars: list[Path],
+                s: ExportSettings, device: str) -> None:
+    """Embed one unit's videos and write them; a video the loader drops keeps its padding rows."""
+    videos = list(layout.videos_of(unit))
+    where = {metas[v].key: v for v in videos}
+    if len(where) != len(videos):
+        raise ValueError(f"duplicate sample keys among videos {videos[0]}..{videos[-1]}: export one split at a time")
+    first = {v: int(sum(layout.windows[u] for u in videos if u < v)) for v in videos}
+    n = sum(layout.windows[v] for v in videos)
+    clips = {"embedding": np.zeros((n, backbone.out_channels), np.float32), "video": np.full(n, -1, np.int32)}
+    clips |= {name: np.zeros(n, dtype) for name, dtype in store.CLIP_COLUMNS.items() if name != "video"}
+    common = dict(T=s.T, size=s.size, pool=s.pool, device=device, samples=videos)
+    for key, indices, emb in window_embeddings(backbone, tars, stride=s.stride, rate=s.rate, **common):
+        v = where[key]
+        rows = slice(first[v], first[v] + len(emb))
+        fps = metas[v].fps
+        clips["embedding"][rows] = emb
+        clips["video"][rows] = v
+        clips["start_frame"][rows] = indices[:, 0]
+        clips["end_frame"][rows] = indices[:, -1] + 1
+        clips["start_time"][rows] = indices[:, 0] / fps
+        clips["end_time"][rows] = (indices[:, -1] + 1) / fps
+        clips["stride"][rows] = s.stride
+        clips["rate"][rows] = s.rate
+    video_emb = np.zeros((len(videos), backbone.out_channels), np.float32)
+    keys, _, emb = video_embeddings(backbone, tars, clips=s.video_clips, batch_size=2, **common)
+    for key, row in zip(keys, emb):
+        video_emb[where[key] - videos[0]] = row
+    store.write_unit(root, unit, clips, {
+        "embedding": video_emb, "key": [metas[v].key for v in videos], "label": [metas[v].label or "" for v in videos],
+        "fps": [metas[v].fps for v in videos], "frames": [metas[v].frames for v in videos]})
+
+
+def rank_and_world(rank: int | None, world: int | None) -> tuple[int, int]:
+    """Explicit values, else torchrun's RANK/WORLD_SIZE, else SLURM's task id and count, else 0 of 1."""
+    env = os.environ
+    if rank is None:
+        rank = int(env.get("RANK", env.get("SLURM_PROCID", 0)))
+    if world is None:
+        world = int(env.get("WORLD_SIZE", env.get("SLURM_NTASKS", 1)))
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside world size {world}")
+    return rank, world
+
+
+def export(checkpoint_path: Path, tars: list[Path], out: Path, s: ExportSettings, *, rank: int = 0, world: int = 1,
+           device: str = "cpu", encode: dict | None = None, progress: bool = True) -> bool:
+    """Create (or reopen) the store and write this rank's pending units; True once the whole store
+    is complete (the last rank to finish marks it)."""
+    backbone, model = load_backbone(checkpoint_path)
+    backbone.to(device)
+    index = ShardIndex(tars)
+    layout, metas = plan_layout(index, s)
+    attrs = {"model": model, "clips": {"T": s.T, "stride": s.stride, "rate": s.rate, "size": s.size, "pool": s.pool},
+             "videos": {"T": s.T, "clips": s.video_clips, "size": s.size, "pool": s.pool},
+             "shards": [str(Path(t).resolve()) for t in tars], "encode": encode or encode_settings_of(tars)}
+    root = store.create(out, layout, backbone.out_channels, attrs)
+    _check_same(root, attrs, layout, out)
+    mine = [u for u in store.pending_units(root) if u % world == rank]
+    bar = tqdm(total=sum(len(layout.videos_of(u)) for u in mine), unit="video", desc=f"export rank {rank}",
+               disable=not progress)
+    for unit in mine:
+        export_unit(root, unit, layout, metas, backbone, tars, s, device)
+        bar.update(len(layout.videos_of(unit)))
+    bar.close()
+    return store.finish(root)
+
+
+def _check_same(root, attrs: dict, layout: store.Layout, out: Path) -> None:
+    """An existing store must be this export's, or resuming would mix two exports."""
+    for name in ("model", "clips", "videos", "shards"):
+        if root.attrs.get(name) != json.loads(json.dumps(attrs[name])):
+            raise ValueError(f"{out} holds another export (its {name} differ): choose a new --out or delete it")
+    if store.layout_of(root) != layout:
+        raise ValueError(f"{out} was laid out for other videos: choose a new --out or delete it")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jobs.export", description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoint", type=Path, help="a checkpoint written by jobs.pretrain")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--shards", help="a split folder, a glob of tars or a manifest.json")
+    src.add_argument("--videos", type=Path, help="a folder of video files (normalised into OUT.shards/ first)")
+    p.add_argument("--out", type=Path, required=True, help="the zarr store to write (NAME.zarr)")
+    d = ExportSettings()
+    p.add_argument("--frames", type=int, default=d.T, help="frames per clip (default %(default)s)")
+    p.add_argument("--stride", type=int, default=d.stride, help="frames between window starts (default %(default)s)")
+    p.add_argument("--rate", type=float, default=d.rate, help="playback rate of the windows (default %(default)s)")
+    p.add_argument("--size", type=int, default=d.size, help="centre crop side (default %(default)s)")
+    p.add_argument("--pool", choices=POOLS, default=d.pool, help="global pooling of the last conv features")
+    p.add_argument("--video-clips", type=int, default=d.video_clips, help="clips per video embedding (default 10)")
+    p.add_argument("--videos-per-unit", type=int, default=d.videos_per_unit, help="videos per resumable unit")
+    p.add_argument("--chunk-rows", type=int, default=d.chunk_rows, help="zarr chunk of window rows (default %(default)s)")
+    p.add_argument("--rank", type=int, help="this process's rank (default: RANK or SLURM_PROCID, else 0)")
+    p.add_argument("--world", type=int, help="number of processes (default: WORLD_SIZE or SLURM_NTASKS, else 1)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        s = ExportSettings(T=args.frames, stride=args.stride, rate=args.rate, size=args.size, pool=args.pool,
+                           video_clips=args.video_clips, videos_per_unit=args.videos_per_unit,
+                           chunk_rows=args.chunk_rows)
+        rank, world = rank_and_world(args.rank, args.world)
+        encode = None
+        if args.videos is not None:
+            files = find_videos(args.videos)
+            if not files:
+                raise ValueError(f"no video files under {args.videos}")
+            folder = args.out.with_name(args.out.name.removesuffix(".zarr") + ".shards")
+            if not (folder / "files-000000.tar").is_file():
+                _, rejected = shard_files(files, folder, EncodeSettings(), strict=False, progress=not args.no_progress)
+                for r in rejected:
+                    print(f"skipped {r['path']}: {r['reason']}", file=sys.stderr)
+            tars, encode = resolve_shards(folder), asdict(EncodeSettings())
+        else:
+            tars = resolve_shards(args.shards)
+        complete = export(args.checkpoint, tars, args.out, s, rank=rank, world=world, device=device, encode=encode,
+                          progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, Rejected) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    root = store.open_store(args.out, mode="r")
+    rows = int((root["clips"]["video"][:] >= 0).sum())
+    state = "complete" if complete else "this rank's part done; other ranks' units are pending"
+    print(f"{args.out}: {rows} windows of {root['videos']['key'].shape[0]} videos, {root.attrs['dim']} dims "
+          f"float16 ({state})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
