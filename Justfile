@@ -23,6 +23,10 @@ demo:
     {{python}} -m jobs.export demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt --shards demo-out/shards/train --out demo-out/embeddings/train.zarr --size 64
     {{python}} -m index.build demo-out/embeddings/train.zarr --out demo-out/index
     {{python}} -m index.query "$(ls demo-out/kinetics/test/*.mp4 | head -1)" --k 5 --distinct --grid demo-out/query-grid.png --within "$(ls demo-out/kinetics/test/*.mp4 | sed -n 2p)" --plot demo-out/query-within.png
+    {{python}} -m pipeline.synthetic --slow-motion demo-out/slowmo.mp4
+    {{python}} -m jobs.speediness demo-out/slowmo.mp4 --checkpoint demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --size 64 --out demo-out/speediness
+    {{python}} -m jobs.speedup demo-out/slowmo.mp4 --checkpoint demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --size 64 --rate 2 -o demo-out/speedup/slowmo-2x.mp4
+    {{python}} -m jobs.cam demo-out/slowmo.mp4 --checkpoint demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --size 64 --out demo-out/cam --no-png
 
 # Shard a dataset: just shard kinetics ROOT OUT [--splits train,val --workers 16 ...]
 shard dataset root out *args:
@@ -51,6 +55,18 @@ index store *args:
 # Nearest clips to a video file: just query clip.mp4 --k 10 [--index DIR --within long.mp4 --grid out.png --json]
 query clip *args:
     {{python}} -m index.query "$1" "${@:2}"
+
+# Speediness curves and slow motion of a video: just speediness video.mp4 --checkpoint CKPT [--out DIR]
+speediness video *args:
+    {{python}} -m jobs.speediness "$1" "${@:2}"
+
+# Adaptive speedup: just speedup video.mp4 --checkpoint CKPT --rate 2 -o out.mp4 (also out-uniform.mp4, out-speedup.png)
+speedup video *args:
+    {{python}} -m jobs.speedup "$1" "${@:2}"
+
+# Class-activation maps of SpeedNet over a video: just cam video.mp4 --checkpoint CKPT [--signed --out DIR]
+cam video *args:
+    {{python}} -m jobs.cam "$1" "${@:2}"
 
 # The papers' retrieval test on UCF101 split 1 sharded by `just shard ucf101`: test queries train, top-1..50
 eval-retrieval checkpoint shards *args:

@@ -100,3 +100,25 @@ def tiny_checkpoint(synthetic_splits, tmp_path_factory) -> Path:
     train(load("tiny_rspnet", tiny("tiny_rspnet", synthetic_splits / "train", **{"optim.max_steps": 2})), run,
           progress=False)
     return checkpoint.path_for(run, 2)
+
+
+@pytest.fixture(scope="session")
+def tiny_speednet_checkpoint(synthetic_splits, tmp_path_factory) -> Path:
+    """A tiny SpeedNet (8-channel R3D-10) after two training steps: weights, not skill."""
+    from jobs import checkpoint
+    from jobs.config import load
+    from jobs.pretrain import train
+    from tiny_configs import tiny
+
+    run = tmp_path_factory.mktemp("tiny-speednet")
+    train(load("tiny_speednet", tiny("tiny_speednet", synthetic_splits / "train", **{"optim.max_steps": 2})), run,
+          progress=False)
+    return checkpoint.path_for(run, 2)
+
+
+@pytest.fixture(scope="session")
+def slow_motion_video(tmp_path_factory) -> dict:
+    """8 s of a synthetic camera pan at 25 fps: 4 s at normal speed, then 4 s at 0.4x (slow motion)."""
+    from pipeline.synthetic.slowmo import make_slow_motion_video
+
+    return make_slow_motion_video(tmp_path_factory.mktemp("slowmo") / "slowmo.mp4")

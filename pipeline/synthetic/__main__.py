@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         "(annotations/*.csv, <split>/<id>_<start>_<end>.mp4, synthetic.json ground truth).",
     )
     add = parser.add_argument
-    add("--out", type=Path, required=True, help="dataset root to write into")
+    add("--out", type=Path, help="dataset root to write into")
+    add("--slow-motion", type=Path, metavar="MP4",
+        help="instead, write one video whose second half is slow motion (camera pan, 2.5x slower)")
     add("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
     for split, count in defaults.videos_per_class.items():
         add(f"--videos-per-class-{split}", type=int, default=count, metavar="N",
@@ -54,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.slow_motion:
+        from .slowmo import make_slow_motion_video
+
+        info = make_slow_motion_video(args.slow_motion, width=args.width, height=args.height, fps=args.fps,
+                                      seed=args.seed)
+        print(f"wrote {info['path']}: {info['frames']} frames, slow motion from frame {info['slow_start']}",
+              file=sys.stderr)
+        return 0
+    if args.out is None:
+        parser.error("give --out DIR (a dataset) or --slow-motion FILE.mp4")
     try:
         config = SyntheticConfig(
             videos_per_class={

@@ -1,0 +1,107 @@
+"""``python -m jobs.cam video.mp4 --checkpoint CKPT``: where SpeedNet looks (class-activation maps,
+SpeedNet section 5.5; RSPNet section 4.4 does the same for its encoder).
+
+The last conv feature map (T' x N x N x C) of each 16-frame window is reduced to T' x N x N by W, the
+1x1 conv that maps features to the "sped up" logit, then upsampled to the window's frames and pixels.
+By default the absolute value is normalised to [0, 1] over the whole video (which regions matter,
+SpeedNet figure 8); ``--signed`` keeps the sign, scaled to [-1, 1] (red: evidence for "sped up", blue:
+for "normal", figure 9). Writes the heat maps over the frames the network saw (centre crop ``--size``)
+as ``OUT/cam.mp4`` and, unless ``--no-png``, ``OUT/frames/frame-NNNNNN.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from jobs import retime
+from jobs.embed import loader_device
+from jobs.speediness import load_speednet, normalise
+from pipeline.augment import AugmentConfig
+from pipeline.loader import VideoLoader
+from pipeline.shards import ShardIndex
+
+
+def normalise_maps(maps: np.ndarray, signed: bool) -> np.ndarray:
+    """|maps| / max |maps| in [0, 1], or maps / max |maps| in [-1, 1] when ``signed``; all zero stays zero."""
+    scale = float(np.abs(maps).max())
+    scaled = maps / scale if scale > 0 else np.zeros_like(maps)
+    return scaled if signed else np.abs(scaled)
+
+
+def overlay(frames: np.ndarray, maps: np.ndarray, signed: bool, opacity: float = 0.5) -> np.ndarray:
+    """(N, H, W, 3) uint8 frames with (N, H, W) maps blended in: jet for [0, 1], blue-white-red for [-1, 1]."""
+    from matplotlib import colormaps
+
+    if signed:
+        colours = colormaps["bwr"]((maps + 1) / 2)[..., :3]
+    else:
+        colours = colormaps["jet"](maps)[..., :3]
+    return np.clip((1 - opacity) * frames + opacity * 255 * colours, 0, 255).astype(np.uint8)
+
+
+@torch.no_grad()
+def activation_maps(speednet, tars: list[Path], *, T: int = 16, size: int = 224, device: str = "cpu"
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (F, size, size, 3) uint8, maps (F, size, size) float) over consecutive windows of T frames."""
+    options = {"T": T, "stride": T, "rate": 1.0}
+    common = dict(plan="sliding", plan_options=options, augment=AugmentConfig("eval", out=size), batch_size=1,
+                  device=loader_device(device), shuffle=False)
+    (clips, batch), = list(VideoLoader(tars, **common))
+    (raw, _), = list(VideoLoader(tars, normalize=False, **common))
+    maps = []
+    for part in torch.split(clips, 16):
+        act = speednet.activation_map(part.to(device)).float()  # (n, T', H', W')
+        maps.append(F.interpolate(act[:, None], size=(T, size, size), mode="trilinear", align_corners=False)[:, 0].cpu())
+    maps = torch.cat(maps).numpy().reshape(-1, size, size)
+    frames = np.asarray(raw).reshape(-1, size, size, 3)
+    # windows stop where a whole one no longer fits; padded frames past the end are dropped
+    count = min(len(frames), int(batch["indices"].max()) + 1)
+    return frames[:count], maps[:count]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jobs.cam", description=__doc__.split("\n\n")[0])
+    p.add_argument("video", type=Path)
+    p.add_argument("--checkpoint", type=Path, required=True, help="a SpeedNet checkpoint (jobs.pretrain)")
+    p.add_argument("--size", type=int, default=224, help="centre crop side the network sees (default 224)")
+    p.add_argument("--frames", type=int, default=16, help="frames per window (default 16)")
+    p.add_argument("--signed", action="store_true", help="keep the sign: red = sped up, blue = normal")
+    p.add_argument("--out", type=Path, help="output folder (default VIDEO_STEM-cam/)")
+    p.add_argument("--no-png", action="store_true", help="only the video, no PNG per frame")
+    args = p.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = args.out or Path(f"{args.video.stem}-cam")
+    try:
+        net = load_speednet(args.checkpoint, device)
+        with tempfile.TemporaryDirectory(prefix="speedrep-cam-") as work:
+            tars = normalise(args.video, Path(work))
+            fps = ShardIndex(tars).read_meta(0).fps
+            frames, maps = activation_maps(net, tars, T=args.frames, size=args.size, device=device)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    heat = overlay(frames, normalise_maps(maps, args.signed), args.signed)
+    out.mkdir(parents=True, exist_ok=True)
+    retime.write(iter(heat), np.arange(len(heat)), Fraction(fps).limit_denominator(1001), out / "cam.mp4")
+    if not args.no_png:
+        from PIL import Image
+
+        (out / "frames").mkdir(exist_ok=True)
+        for i, image in enumerate(heat):
+            Image.fromarray(image).save(out / "frames" / f"frame-{i:06d}.png")
+    kind = "signed (red: sped up, blue: normal)" if args.signed else "absolute, normalised to [0, 1]"
+    print(f"{args.video}: {len(heat)} frames of {kind} activation maps -> {out}/cam.mp4"
+          + ("" if args.no_png else f", {out}/frames/"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

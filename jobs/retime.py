@@ -1,0 +1,91 @@
+"""Re-timing a video by a per-frame speedup S(t), with exact output timing.
+
+Input frame t (of L, at ``fps``) is given u_t = 1 / S_t input-frame durations of output time, so the
+output lasts D = sum u input-frame durations, i.e. D / fps seconds. It has N = round(D) frames (at
+least 1) at the rational rate fps * N / D, so its duration is exactly D / fps; output frame k shows
+the input frame whose output interval contains k * D / N. For uniform speedup R, u = 1 / R, D = L / R.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import av
+import numpy as np
+
+
+def plan(S, fps: float, rate: float | None = None) -> tuple[np.ndarray, Fraction]:
+    """(input frame index of every output frame, output frame rate as an exact fraction).
+
+    ``rate``: the overall speedup S was solved for; the output then lasts exactly L / rate input
+    frames (S meets it to rounding error, which is spread evenly). Without it, sum(1 / S) is taken,
+    as a fraction with denominator at most 1000."""
+    u = 1.0 / np.asarray(S, dtype=float)
+    if u.ndim != 1 or len(u) == 0 or not np.isfinite(u).all() or u.min() <= 0:
+        raise ValueError("S must be a non-empty vector of positive speedups")
+    if rate is None:
+        D = Fraction(float(u.sum())).limit_denominator(1000)
+    else:
+        D = Fraction(len(u)) / Fraction(rate).limit_denominator(1000)
+        if abs(float(D) - u.sum()) > 1e-6 * float(D):
+            raise ValueError(f"S does not meet the rate {rate}: it lasts {u.sum():.6f} input frames, not {float(D):.6f}")
+    n = max(1, round(D))
+    starts = np.concatenate([[0.0], np.cumsum(u)[:-1]]) * (float(D) / u.sum())  # when each input frame begins
+    positions = np.arange(n) * float(D) / n
+    source = np.clip(np.searchsorted(starts, positions, side="right") - 1, 0, len(u) - 1)
+    return source, Fraction(fps).limit_denominator(1001) * n / D
+
+
+def _repeat(frames: Iterable, source: np.ndarray) -> Iterator:
+    """Each decoded input frame as many times as ``source`` (non-decreasing) names it."""
+    counts = np.bincount(source)
+    for t, frame in enumerate(frames):
+        if t >= len(counts):
+            break
+        for _ in range(int(counts[t])):
+            yield frame
+
+
+def write(frames: Iterable[np.ndarray], source: np.ndarray, rate: Fraction, path: Path, crf: int = 20) -> int:
+    """Encode the frames ``source`` picks from ``frames`` (the input's RGB frames in order) as H.264 at
+    exactly ``rate``; written to a temporary name, then renamed. Returns the frames written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    rate = Fraction(rate)
+    period = 1 / rate  # seconds per frame; the time base makes every frame exactly `ticks` long
+    ticks, base = period.numerator, period.denominator
+    time_base = Fraction(1, base)  # (read back from the stream before the header, it is not this)
+    written = 0
+    try:
+        with av.open(str(tmp), "w") as out:
+            stream = None
+            for frame in _repeat(frames, source):
+                if stream is None:
+                    h, w = frame.shape[:2]
+                    stream = out.add_stream("libx264", rate=rate, options={"crf": str(crf)})
+                    stream.width, stream.height = w - w % 2, h - h % 2
+                    stream.pix_fmt = "yuv420p"
+                    stream.codec_context.time_base = time_base
+                    stream.time_base = time_base
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[: stream.height, : stream.width]),
+                                                format="rgb24")
+                vf.pts, vf.time_base = written * ticks, time_base
+                out.mux(stream.encode(vf))
+                written += 1
+            if stream is not None:
+                out.mux(stream.encode(None))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return written
+
+
+def decoded_frames(data: bytes) -> Iterator[np.ndarray]:
+    """RGB frames of an encoded video, in order (PyAV)."""
+    import io
+
+    with av.open(io.BytesIO(data)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
