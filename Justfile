@@ -96,6 +96,10 @@ bench-learning *args:
 bench-train *args:
     {{python}} -m jobs.bench.train "$@"
 
+# The adaptive-speedup solver against SciPy's SLSQP on the same problem (time, energy, rate error)
+bench-speedup *args:
+    {{python}} -m jobs.bench.speedup "$@"
+
 # FAISS search: Flat and the auto-chosen IVF index against numpy brute force (queries/s, recall@10)
 bench-index *args:
     {{python}} -m jobs.bench.index "$@"

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
           f"of unseen objects = {accuracy:.3f}  (chance 0.5)")
     print(f"  tiny_rspnet, {args.rspnet_steps} steps: retrieval of held-out videos ({trained['queries']} queries)")
     print("    " + "  ".join(f"{k}={v:.3f}" for k, v in trained.items() if k.startswith("top")))
-    print(f"  random init, same network:")
+    print("  random init, same network:")
     print("    " + "  ".join(f"{k}={v:.3f}" for k, v in baseline.items() if k.startswith("top")))
     print(f"speed_accuracy={accuracy:.3f} retrieval_top1={trained['top1']:.3f} random_init_top1={baseline['top1']:.3f}")
     return 0
