@@ -86,15 +86,16 @@ def query_vector(backbone, tars: list[Path], sidecar: dict, device: str) -> tupl
 
 
 def results(sidecar: dict, scores: np.ndarray, ids: np.ndarray) -> list[dict]:
-    """Rank, score and what each hit is (video, label, times), via the store that holds it."""
-    rows = []
-    for rank, (score, fid) in enumerate(zip(scores, ids), 1):
-        if fid < 0:  # fewer hits than k (an IVF probe saw too few lists)
-            continue
-        path, level, row = build.locate(sidecar, int(fid))
-        rows.append({"rank": rank, "score": float(score), **store.describe_rows(Path(path), level, np.array([row]))[0],
-                     "store": str(path)})
-    return rows
+    """Rank, score and what each hit is (video, label, times), read from the stores that hold them."""
+    hits = [(rank, float(score), *build.locate(sidecar, int(fid)))
+            for rank, (score, fid) in enumerate(zip(scores, ids), 1) if fid >= 0]  # -1: fewer hits than k
+    described = {}
+    for path in {h[2] for h in hits}:
+        mine = [h for h in hits if h[2] == path]
+        rows = store.describe_rows(Path(path), sidecar["level"], np.array([h[4] for h in mine]))
+        described |= {(path, h[4]): row for h, row in zip(mine, rows)}
+    return [{"rank": rank, "score": score, **described[(path, row)], "store": str(path)}
+            for rank, score, path, _, row in hits]
 
 
 def table(rows: list[dict]) -> str:
@@ -135,9 +136,8 @@ def grid(query_tars: list[Path], query_frames: np.ndarray, rows: list[dict], out
     for r in rows:
         root = store.open_store(Path(r["store"]), mode="r")
         tars = [Path(t) for t in root.attrs["shards"]]
-        keys = root["videos"]["key"][:]
-        position = int(np.flatnonzero(keys == r["video"])[0])  # videos/* rows are the shards' sample order
-        frames = root["videos"]["frames"][position]
+        position = r["video_row"]  # videos/* rows are the shards' sample order
+        frames = int(root["videos"]["frames"][position])
         first, last = (r["start_frame"], r["end_frame"]) if "start_frame" in r else (0, int(frames))
         clips.append(clip(tars, position, first, last))
         times = f"\n{r['start_time']:.1f}-{r['end_time']:.1f} s" if "start_time" in r else ""

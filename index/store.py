@@ -170,7 +170,8 @@ def read_embeddings(path: Path, level: str = "clips") -> tuple[np.ndarray, np.nd
 
 
 def describe_rows(path: Path, level: str, ids: np.ndarray) -> list[dict]:
-    """What a user sees of each result row: video key, label, start and end time (clips)."""
+    """What a user sees of each result row: video key, label, start and end time (clips), and
+    ``video_row``, the row of ``videos/*`` (= the sample's position in the store's shards)."""
     root = open_store(path, mode="r")
     ids = np.asarray(ids, dtype=np.int64)
     if level == "clips":
@@ -182,7 +183,7 @@ def describe_rows(path: Path, level: str, ids: np.ndarray) -> list[dict]:
     labels = root["videos"]["label"].get_coordinate_selection(video) if len(ids) else []
     out = []
     for i in range(len(ids)):
-        row = {"id": int(ids[i]), "video": str(keys[i]), "label": str(labels[i]) or None}
+        row = {"id": int(ids[i]), "video": str(keys[i]), "label": str(labels[i]) or None, "video_row": int(video[i])}
         if level == "clips":
             row.update(start_time=float(columns["start_time"][i]), end_time=float(columns["end_time"][i]),
                        start_frame=int(columns["start_frame"][i]), end_frame=int(columns["end_frame"][i]))
