@@ -1,11 +1,14 @@
-"""``python -m jobs.cam video.mp4 --checkpoint CKPT``: where SpeedNet looks (class-activation maps,
-SpeedNet section 5.5; RSPNet section 4.4 does the same for its encoder).
+"""``python -m jobs.cam video.mp4 --checkpoint CKPT``: where a model looks (class-activation maps).
 
-The last conv feature map (T' x N x N x C) of each 16-frame window is reduced to T' x N x N by W, the
-1x1 conv that maps features to the "sped up" logit, then upsampled to the window's frames and pixels.
-By default the absolute value is normalised to [0, 1] over the whole video (which regions matter,
-SpeedNet figure 8); ``--signed`` keeps the sign, scaled to [-1, 1] (red: evidence for "sped up", blue:
-for "normal", figure 9). Writes the heat maps over the frames the network saw (centre crop ``--size``)
+SpeedNet (section 5.5): the last conv feature map (T' x N x N x C) of each 16-frame window is reduced
+to T' x N x N by W, the 1x1 conv that maps features to the "sped up" logit. RSPNet (section 4.4, eq.
+4): the similarity activation map ((W g(x_j))' W) F_i of a window i against a partner clip j (here the
+next window of the same video; the last window takes the one before), with W the linear projection
+head g_m (``--head m``, motion) or g_a (``--head a``, appearance); it needs linear heads
+(``model.options.head_hidden = 0``), as the paper's. Maps are upsampled to the window's frames and
+pixels. By default the absolute value is normalised to [0, 1] over the whole video (which regions
+matter, SpeedNet figure 8); ``--signed`` keeps the sign, scaled to [-1, 1] (SpeedNet: red evidence
+for "sped up", blue for "normal", figure 9). Writes the heat maps over the frames the network saw (centre crop ``--size``)
 as ``OUT/cam.mp4`` and, unless ``--no-png``, ``OUT/frames/frame-NNNNNN.png``.
 """
 
@@ -21,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jobs import retime
+from jobs import checkpoint, retime
 from jobs.embed import loader_device
-from jobs.speediness import load_speednet, normalise
+from jobs.speediness import normalise
 from pipeline.augment import AugmentConfig
 from pipeline.loader import VideoLoader
 from pipeline.shards import ShardIndex
@@ -47,20 +50,41 @@ def overlay(frames: np.ndarray, maps: np.ndarray, signed: bool, opacity: float =
     return np.clip((1 - opacity) * frames + opacity * 255 * colours, 0, 255).astype(np.uint8)
 
 
+def map_function(path: Path, head: str, device: str):
+    """(N, 3, T, H, W) clips -> (N, T', H', W') activation maps, for the model in checkpoint ``path``."""
+    if not Path(path).is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    model, config = checkpoint.load_pretext(Path(path))
+    model.to(device).eval()
+    if config.model.method == "speednet":
+        return model.net.activation_map
+    projection = model.g_m if head == "m" else getattr(model, "g_a", None)
+    if not isinstance(projection, torch.nn.Linear):
+        raise ValueError(f"RSPNet CAM needs a linear g_{head} head (model.options.head_hidden = 0), "
+                         f"this checkpoint's is {type(projection).__name__}")
+
+    def similarity_maps(clips: torch.Tensor) -> torch.Tensor:
+        F_i = model.backbone.forward_features(clips)  # (N, C, T', H', W')
+        e = projection(F_i.mean(dim=(2, 3, 4)))  # W x + b of every window
+        partner = torch.cat([e[1:], e[-2:-1]]) if len(e) > 1 else e  # the next window; the last: the one before
+        return torch.einsum("nd,dc,nc...->n...", partner, projection.weight, F_i)
+
+    return similarity_maps
+
+
 @torch.no_grad()
-def activation_maps(speednet, tars: list[Path], *, T: int = 16, size: int = 224, device: str = "cpu"
+def activation_maps(maps_of, tars: list[Path], *, T: int = 16, size: int = 224, device: str = "cpu"
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """(frames (F, size, size, 3) uint8, maps (F, size, size) float) over consecutive windows of T frames."""
+    """(frames (F, size, size, 3) uint8, maps (F, size, size) float) over consecutive windows of T frames;
+    ``maps_of`` takes a batch of clips to their (n, T', H', W') maps."""
     options = {"T": T, "stride": T, "rate": 1.0}
     common = dict(plan="sliding", plan_options=options, augment=AugmentConfig("eval", out=size), batch_size=1,
                   device=loader_device(device), shuffle=False)
     (clips, batch), = list(VideoLoader(tars, **common))
     (raw, _), = list(VideoLoader(tars, normalize=False, **common))
-    maps = []
-    for part in torch.split(clips, 16):
-        act = speednet.activation_map(part.to(device)).float()  # (n, T', H', W')
-        maps.append(F.interpolate(act[:, None], size=(T, size, size), mode="trilinear", align_corners=False)[:, 0].cpu())
-    maps = torch.cat(maps).numpy().reshape(-1, size, size)
+    act = maps_of(clips.to(device)).float()  # (n, T', H', W'), all windows at once: RSPNet pairs neighbours
+    maps = F.interpolate(act[:, None], size=(T, size, size), mode="trilinear", align_corners=False)[:, 0].cpu()
+    maps = maps.numpy().reshape(-1, size, size)
     frames = np.asarray(raw).reshape(-1, size, size, 3)
     # windows stop where a whole one no longer fits; padded frames past the end are dropped
     count = min(len(frames), int(batch["indices"].max()) + 1)
@@ -70,7 +94,8 @@ def activation_maps(speednet, tars: list[Path], *, T: int = 16, size: int = 224,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.cam", description=__doc__.split("\n\n")[0])
     p.add_argument("video", type=Path)
-    p.add_argument("--checkpoint", type=Path, required=True, help="a SpeedNet checkpoint (jobs.pretrain)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="a SpeedNet or RSPNet checkpoint (jobs.pretrain)")
+    p.add_argument("--head", choices=("m", "a"), default="m", help="RSPNet: the motion (g_m) or appearance (g_a) head")
     p.add_argument("--size", type=int, default=224, help="centre crop side the network sees (default 224)")
     p.add_argument("--frames", type=int, default=16, help="frames per window (default 16)")
     p.add_argument("--signed", action="store_true", help="keep the sign: red = sped up, blue = normal")
@@ -80,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out = args.out or Path(f"{args.video.stem}-cam")
     try:
-        net = load_speednet(args.checkpoint, device)
+        maps_of = map_function(args.checkpoint, args.head, device)
         with tempfile.TemporaryDirectory(prefix="speedrep-cam-") as work:
             tars = normalise(args.video, Path(work))
             fps = ShardIndex(tars).read_meta(0).fps
-            frames, maps = activation_maps(net, tars, T=args.frames, size=args.size, device=device)
+            frames, maps = activation_maps(maps_of, tars, T=args.frames, size=args.size, device=device)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -97,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "frames").mkdir(exist_ok=True)
         for i, image in enumerate(heat):
             Image.fromarray(image).save(out / "frames" / f"frame-{i:06d}.png")
-    kind = "signed (red: sped up, blue: normal)" if args.signed else "absolute, normalised to [0, 1]"
+    kind = "signed, scaled to [-1, 1]" if args.signed else "absolute, normalised to [0, 1]"
     print(f"{args.video}: {len(heat)} frames of {kind} activation maps -> {out}/cam.mp4"
           + ("" if args.no_png else f", {out}/frames/"))
     return 0

@@ -67,15 +67,18 @@ def fingerprint(module: torch.nn.Module) -> str:
 
 
 def load_backbone(path: Path) -> tuple[Backbone, dict]:
-    """The backbone in checkpoint ``path`` (eval mode) and the store's description of it."""
+    """The backbone in checkpoint ``path`` (eval mode) and the store's description of it (with the
+    training config the checkpoint was made with)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     model, config = checkpoint.load_pretext(path)
     backbone = model.backbone.eval()
-    return backbone, {"checkpoint": str(path.resolve()), "step": int(checkpoint.load(path)["step"]),
-                      "method": config.model.method, "backbone": config.model.backbone,
-                      "backbone_options": dict(config.model.backbone_options), "fingerprint": fingerprint(backbone)}
+    state = checkpoint.load(path)
+    described = {"checkpoint": str(path.resolve()), "step": int(state["step"]), "method": config.model.method,
+                 "backbone": config.model.backbone, "backbone_options": dict(config.model.backbone_options),
+                 "fingerprint": fingerprint(backbone), "config": state["config"]}
+    return backbone, json.loads(json.dumps(described))  # as the store's JSON attributes will hold it
 
 
 def encode_settings_of(tars: list[Path]) -> dict:

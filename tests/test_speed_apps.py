@@ -217,3 +217,35 @@ def test_commands_refuse_bad_input(tiny_checkpoint, tiny_speednet_checkpoint, tm
                          str(tmp_path / "x.mp4")]) == 2
     assert "--rate must be at least 1" in capsys.readouterr().err
     torch.manual_seed(0)
+
+
+def test_rspnet_similarity_maps_follow_equation_4(synthetic_splits, tiny_checkpoint, slow_motion_video, tmp_path,
+                                                  capsys):
+    """RSPNet's CAM (its eq. 4) averaged over positions is the heads' similarity of the two windows,
+    less the bias term: mean(M_i) = (W x_j + b)' W x_i."""
+    from jobs import checkpoint
+    from jobs.cam import main, map_function
+    from jobs.config import load
+    from jobs.pretrain import train
+    from tiny_configs import tiny
+
+    run = tmp_path / "linear"
+    sets = tiny("tiny_rspnet", synthetic_splits / "train", **{"optim.max_steps": 1})
+    sets = [s for s in sets if not s.startswith("model.options")]
+    sets.append("model.options={ queue_size = 32, dim = 16, momentum = 0.9, bn_groups = 2, head_hidden = 0 }")
+    train(load("tiny_rspnet", sets), run, progress=False)
+    path = checkpoint.path_for(run, 1)
+    model, _ = checkpoint.load_pretext(path)
+    clips = torch.randn(3, 3, 8, 32, 32, generator=torch.Generator().manual_seed(0))
+    for head, g in (("m", model.g_m), ("a", model.g_a)):
+        maps = map_function(path, head, "cpu")(clips)
+        with torch.no_grad():
+            x = model.backbone(clips)
+            e = g(x)
+            partner = torch.cat([e[1:], e[-2:-1]])
+            expected = (partner * (x @ g.weight.t())).sum(1)
+        assert torch.allclose(maps.mean(dim=(1, 2, 3)), expected, atol=1e-4)
+    assert main([slow_motion_video["path"], "--checkpoint", str(path), "--size", "32", "--frames", "8",
+                 "--out", str(tmp_path / "cam"), "--no-png"]) == 0
+    assert main([slow_motion_video["path"], "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "x")]) == 2
+    assert "needs a linear g_m head" in capsys.readouterr().err
