@@ -15,7 +15,6 @@ mean of its sliding windows for a clip index or by the VCOP protocol for a video
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from index.faiss_index import search
 from index.within import peaks, plot_curve
 from jobs.embed import video_embeddings, window_embeddings
 from jobs.export import load_backbone
+from jobs.retime import decoded_frames
 from jobs.shard.files import shard_files
 from jobs.shard.transcode import EncodeSettings, Rejected
 from pipeline.shards import ShardIndex, resolve_shards
@@ -107,19 +107,16 @@ def table(rows: list[dict]) -> str:
 
 
 def decode_frames(data: bytes, indices) -> np.ndarray:
-    """RGB frames ``indices`` of an encoded video (PyAV, sequential decode), (len, H, W, 3) uint8."""
-    import av
-
-    wanted = sorted(set(int(i) for i in indices))
+    """RGB frames ``indices`` of an encoded video (sequential decode), (len, H, W, 3) uint8."""
+    wanted, last = {int(i) for i in indices}, int(max(indices))
     found: dict[int, np.ndarray] = {}
-    with av.open(io.BytesIO(data)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in wanted:
-                found[i] = frame.to_ndarray(format="rgb24")
-            if i >= wanted[-1]:
-                break
-    last = found[max(found)]
-    return np.stack([found.get(int(i), last) for i in indices])
+    for i, frame in enumerate(decoded_frames(data)):
+        if i in wanted:
+            found[i] = frame
+        if i >= last:
+            break
+    fallback = found[max(found)]  # a stored video shorter than its metadata says: repeat its end
+    return np.stack([found.get(int(i), fallback) for i in indices])
 
 
 def grid(query_tars: list[Path], query_frames: np.ndarray, rows: list[dict], out: Path) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.logbook import save_figure
+
 
 def peaks(scores: np.ndarray, separation: int, count: int = 5) -> np.ndarray:
     """Indices of up to ``count`` peaks of ``scores``, best first: greedily the highest window not
@@ -40,7 +42,4 @@ def plot_curve(times: np.ndarray, scores: np.ndarray, peak_rows: np.ndarray, tit
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)

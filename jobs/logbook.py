@@ -71,8 +71,17 @@ def plot_curves(metrics_path: Path, out: Path) -> Path:
         if key.endswith("acc"):
             ax.set_ylim(0, 1)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
+    save_figure(fig, out, dpi=100)
     return out
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> None:
+    """Write a matplotlib figure as PNG under a temporary name, then rename: a reader (or a crash)
+    never sees half a file. Closes the figure."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)

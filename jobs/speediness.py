@@ -24,6 +24,7 @@ import torch
 
 from jobs import checkpoint, speed_curves
 from jobs.embed import loader_device
+from jobs.logbook import save_figure
 from jobs.shard.files import shard_files
 from jobs.shard.transcode import EncodeSettings, Rejected
 from pipeline.augment import AugmentConfig
@@ -127,10 +128,7 @@ def plot(a: Analysis, segments: list[tuple[int, int]], title: str, path: Path) -
     bottom.set_xlabel("time (s)" + ("; shaded: slow motion" if segments else ""))
     bottom.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from jobs import retime, speed_curves
+from jobs.logbook import save_figure
 from jobs.speediness import add_model_arguments, analyse, load_speednet
 from jobs.speedup_solver import Infeasible, overall_rate, smooth_speedup
 from pipeline.shards import ShardIndex
@@ -45,10 +46,7 @@ def plot(V: np.ndarray, S: np.ndarray, fps: float, rate: float, rho: float, path
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

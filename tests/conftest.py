@@ -88,32 +88,26 @@ def slurm() -> None:
         pytest.skip(f"no SLURM: {reason or 'sbatch not on PATH'}")
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(synthetic_splits, tmp_path_factory) -> Path:
-    """A tiny RSPNet (4-channel R3D-10) after two training steps on the synthetic train split."""
+def _trained(config: str, shards: Path, run: Path, steps: int) -> Path:
     from jobs import checkpoint
     from jobs.config import load
     from jobs.pretrain import train
     from tiny_configs import tiny
 
-    run = tmp_path_factory.mktemp("tiny-rspnet")
-    train(load("tiny_rspnet", tiny("tiny_rspnet", synthetic_splits / "train", **{"optim.max_steps": 2})), run,
-          progress=False)
-    return checkpoint.path_for(run, 2)
+    train(load(config, tiny(config, shards, **{"optim.max_steps": steps})), run, progress=False)
+    return checkpoint.path_for(run, steps)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synthetic_splits, tmp_path_factory) -> Path:
+    """A tiny RSPNet (4-channel R3D-10) after two training steps on the synthetic train split."""
+    return _trained("tiny_rspnet", synthetic_splits / "train", tmp_path_factory.mktemp("tiny-rspnet"), 2)
 
 
 @pytest.fixture(scope="session")
 def tiny_speednet_checkpoint(synthetic_splits, tmp_path_factory) -> Path:
     """A tiny SpeedNet (8-channel R3D-10) after two training steps: weights, not skill."""
-    from jobs import checkpoint
-    from jobs.config import load
-    from jobs.pretrain import train
-    from tiny_configs import tiny
-
-    run = tmp_path_factory.mktemp("tiny-speednet")
-    train(load("tiny_speednet", tiny("tiny_speednet", synthetic_splits / "train", **{"optim.max_steps": 2})), run,
-          progress=False)
-    return checkpoint.path_for(run, 2)
+    return _trained("tiny_speednet", synthetic_splits / "train", tmp_path_factory.mktemp("tiny-speednet"), 2)
 
 
 @pytest.fixture(scope="session")
