@@ -16,7 +16,7 @@ demo:
     {{python}} -m pipeline.preview demo-out/shards/train --plan speednet --batches 1 --out demo-out/preview
     {{python}} -m pipeline.preview demo-out/shards/train --plan rspnet --batches 1 --out demo-out/preview
     {{python}} -m jobs.pretrain tiny_speednet --set data.shards=demo-out/shards/train --set optim.max_steps=60 --run-dir demo-out/runs/tiny_speednet
-    {{python}} -m jobs.pretrain tiny_rspnet --set data.shards=demo-out/shards/train --set optim.max_steps=60 --run-dir demo-out/runs/tiny_rspnet
+    {{python}} -m jobs.pretrain tiny_rspnet --set data.shards=demo-out/shards/train --set optim.max_steps=60 --set model.init=demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --set optim.lr=0.005 --run-dir demo-out/runs/tiny_rspnet
     {{python}} -m jobs.evaluate demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt speed --shards demo-out/shards/test --size 64
     {{python}} -m jobs.evaluate demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt retrieval --shards demo-out/shards/test --gallery demo-out/shards/train --size 64
     rm -rf demo-out/embeddings demo-out/index

@@ -92,3 +92,21 @@ def load_pretext(path: Path):
                           seed=config.run.seed, **config.model.options)
     model.load_state_dict(state["model"])
     return model.eval(), config
+
+
+def init_backbone(model: torch.nn.Module, path: Path) -> None:
+    """Start ``model``'s backbone (and its momentum copy, if any) from the backbone in checkpoint
+    ``path``; the architectures must match exactly."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model.init: no checkpoint at {path}")
+    state = load(path)["model"]
+    weights = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    try:
+        model.backbone.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ValueError(f"model.init: {path}'s backbone does not fit this one ({first}); "
+                         "use the same backbone and backbone_options") from None
+    if hasattr(model, "key_backbone"):
+        model.key_backbone.load_state_dict(weights)

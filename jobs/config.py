@@ -36,6 +36,8 @@ class ModelConfig:
     backbone: str = "r3d18"
     backbone_options: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)  # models.rspnet.RSPNet keywords (motion, lam, ...)
+    # A checkpoint whose backbone weights the run starts from (e.g. a SpeedNet's, for RSPNet); "" = random
+    init: str = ""
 
 
 @dataclass(frozen=True)

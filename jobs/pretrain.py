@@ -72,6 +72,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
 
     model = build_pretext(config.model.method, config.model.backbone, config.model.backbone_options,
                           seed=run.seed, **config.model.options)
+    if config.model.init:  # a resumed run then overwrites it with its checkpoint
+        checkpoint.init_backbone(model, Path(config.model.init))
     loader = build_loader(config, device="gpu" if accelerator.device.type == "cuda" else "cpu",
                           rank=accelerator.process_index, world=accelerator.num_processes)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0,

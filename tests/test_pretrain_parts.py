@@ -206,3 +206,21 @@ def test_resume_names_the_config_fields_that_changed():
     assert _changed_fields(saved, saved) == []
     assert _changed_fields(saved, load("tiny_rspnet", ["optim.max_steps=5", "model.options.lam=2"]).to_dict()) == [
         "model.options", "optim.max_steps"]
+
+
+def test_model_init_starts_the_backbone_and_key_encoder_from_another_checkpoint(tmp_path):
+    torch.manual_seed(1)
+    source = build_pretext("speednet", "r3d10", {"width": 4})
+    path = tmp_path / "speednet.pt"
+    torch.save({"step": 5, "model": source.state_dict()}, path)
+    torch.manual_seed(2)
+    target = build_pretext("rspnet", "r3d10", {"width": 4}, queue_size=32, dim=16)
+    checkpoint.init_backbone(target, path)
+    for name, value in source.backbone.state_dict().items():
+        assert torch.equal(target.backbone.state_dict()[name], value)
+        assert torch.equal(target.key_backbone.state_dict()[name], value)
+    wider = build_pretext("rspnet", "r3d10", {"width": 8}, queue_size=32, dim=16)
+    with pytest.raises(ValueError, match="does not fit"):
+        checkpoint.init_backbone(wider, path)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        checkpoint.init_backbone(wider, tmp_path / "missing.pt")
