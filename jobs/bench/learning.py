@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("bench-out/learning"), help="data and runs (default %(default)s)")
     p.add_argument("--train-videos", type=int, default=64, help="training videos per class (default 64)")
     p.add_argument("--heldout-videos", type=int, default=8, help="held-out gallery videos per class (default 8)")
-    p.add_argument("--speednet-steps", type=int, default=400)
+    p.add_argument("--speednet-steps", type=int, default=800)
     p.add_argument("--rspnet-steps", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
