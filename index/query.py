@@ -29,9 +29,9 @@ from index.within import peaks, plot_curve
 from jobs.embed import video_embeddings, window_embeddings
 from jobs.export import load_backbone
 from jobs.retime import decoded_frames
-from jobs.shard.files import shard_files
-from jobs.shard.transcode import EncodeSettings, Rejected
-from pipeline.shards import ShardIndex, resolve_shards
+from jobs.shard.files import shard_video
+from jobs.shard.transcode import EncodeSettings
+from pipeline.shards import ShardIndex
 
 DEFAULT_INDEX = Path("demo-out/index")  # where `just demo` builds one
 
@@ -56,13 +56,10 @@ def embedder(sidecar: dict, device: str):
 def prepare(path: Path, sidecar: dict, work: Path) -> list[Path]:
     """``path`` normalised like the indexed collection, as a one-video shard under ``work``. Any
     length is taken: a clip shorter than the model's T is padded by the plan (its last frame)."""
-    if not path.is_file():
-        raise QueryError(f"no such file: {path}")
     try:
-        shard_files([path], work, EncodeSettings(**{**sidecar.get("encode", {}), "min_frames": 1}))
-    except Rejected as e:
+        return shard_video(path, work, EncodeSettings(**{**sidecar.get("encode", {}), "min_frames": 1}))
+    except ValueError as e:
         raise QueryError(str(e)) from None
-    return resolve_shards(work)
 
 
 def windows_of(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[np.ndarray, np.ndarray]:
@@ -73,16 +70,16 @@ def windows_of(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[
     return indices, emb
 
 
-def query_vector(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[np.ndarray, np.ndarray]:
-    """The query's unit embedding at the index's level, and the frames it covers."""
-    indices, emb = windows_of(backbone, tars, sidecar, device)
+def query_vector(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """The query's unit embedding at the index's level, and the [first, end) frames it covers."""
     if sidecar["level"] == "videos":
         v = sidecar["videos"]
         _, _, vec = video_embeddings(backbone, tars, T=v["T"], clips=v["clips"], size=v["size"], pool=v["pool"],
                                      device=device)
-        return vec[0], indices
+        return vec[0], (0, ShardIndex(tars).read_meta(0).frames)
+    indices, emb = windows_of(backbone, tars, sidecar, device)
     mean = emb.mean(axis=0)
-    return mean / max(np.linalg.norm(mean), 1e-12), indices
+    return mean / max(np.linalg.norm(mean), 1e-12), (int(indices.min()), int(indices.max()) + 1)
 
 
 def results(sidecar: dict, scores: np.ndarray, ids: np.ndarray) -> list[dict]:
@@ -119,7 +116,7 @@ def decode_frames(data: bytes, indices) -> np.ndarray:
     return np.stack([found.get(int(i), fallback) for i in indices])
 
 
-def grid(query_tars: list[Path], query_frames: np.ndarray, rows: list[dict], out: Path) -> None:
+def grid(query_tars: list[Path], query_span: tuple[int, int], rows: list[dict], out: Path) -> None:
     """Contact sheet: the query, then each result's clip, 6 frames each."""
     from pipeline.preview import contact_sheet
 
@@ -128,7 +125,7 @@ def grid(query_tars: list[Path], query_frames: np.ndarray, rows: list[dict], out
         _, data = index.read(position)
         return decode_frames(data, np.linspace(first, last - 1, 6).round().astype(int))
 
-    clips = [clip(query_tars, 0, int(query_frames.min()), int(query_frames.max()) + 1)]
+    clips = [clip(query_tars, 0, *query_span)]
     captions = ["query"]
     for r in rows:
         root = store.open_store(Path(r["store"]), mode="r")
@@ -188,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         backbone = embedder(sidecar, device)
         with tempfile.TemporaryDirectory(prefix="speedrep-query-") as work:
             query_tars = prepare(args.clip, sidecar, Path(work) / "query")
-            vector, frames = query_vector(backbone, query_tars, sidecar, device)
+            vector, span = query_vector(backbone, query_tars, sidecar, device)
             # --distinct: overlapping windows of one video crowd the top k, so look deeper, keep each video's best
             depth = min(sidecar["count"], max(20 * args.k, 200)) if args.distinct else args.k
             scores, ids = search(index, vector[None].astype(np.float32), depth, sidecar.get("nprobe"))
@@ -203,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 out["within"] = within(backbone, vector, args.within, sidecar, Path(work) / "within", device, plot,
                                        args.peaks)
             if args.grid:
-                grid(query_tars, frames, out["results"], args.grid)
+                grid(query_tars, span, out["results"], args.grid)
                 out["grid"] = str(args.grid)
     except QueryError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -26,10 +26,19 @@ import torch.nn.functional as F
 
 from jobs import checkpoint, retime
 from jobs.embed import loader_device
-from jobs.speediness import normalise
-from pipeline.augment import AugmentConfig
+from jobs.speediness import add_model_arguments, normalise
+from pipeline.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
 from pipeline.loader import VideoLoader
 from pipeline.shards import ShardIndex
+
+
+def unnormalise(clips: torch.Tensor) -> np.ndarray:
+    """The loader's normalised (N, 3, T, H, W) clips back to the uint8 (N, T, H, W, 3) frames they were
+    made from (to rounding): the frames the network saw, without decoding the video a second time."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1)
+    rgb = (clips.float().cpu() * std + mean).round().clamp(0, 255).to(torch.uint8)
+    return rgb.permute(0, 2, 3, 4, 1).numpy()
 
 
 def normalise_maps(maps: np.ndarray, signed: bool) -> np.ndarray:
@@ -81,11 +90,10 @@ def activation_maps(maps_of, tars: list[Path], *, T: int = 16, size: int = 224, 
     common = dict(plan="sliding", plan_options=options, augment=AugmentConfig("eval", out=size), batch_size=1,
                   device=loader_device(device), shuffle=False)
     (clips, batch), = list(VideoLoader(tars, **common))
-    (raw, _), = list(VideoLoader(tars, normalize=False, **common))
     act = maps_of(clips.to(device)).float()  # (n, T', H', W'), all windows at once: RSPNet pairs neighbours
     maps = F.interpolate(act[:, None], size=(T, size, size), mode="trilinear", align_corners=False)[:, 0].cpu()
     maps = maps.numpy().reshape(-1, size, size)
-    frames = np.asarray(raw).reshape(-1, size, size, 3)
+    frames = unnormalise(clips).reshape(-1, size, size, 3)
     # windows stop where a whole one no longer fits; padded frames past the end are dropped
     count = min(len(frames), int(batch["indices"].max()) + 1)
     return frames[:count], maps[:count]
@@ -93,11 +101,8 @@ def activation_maps(maps_of, tars: list[Path], *, T: int = 16, size: int = 224, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.cam", description=__doc__.split("\n\n")[0])
-    p.add_argument("video", type=Path)
-    p.add_argument("--checkpoint", type=Path, required=True, help="a SpeedNet or RSPNet checkpoint (jobs.pretrain)")
+    add_model_arguments(p, stride=False, checkpoint_help="a SpeedNet or RSPNet checkpoint (jobs.pretrain)")
     p.add_argument("--head", choices=("m", "a"), default="m", help="RSPNet: the motion (g_m) or appearance (g_a) head")
-    p.add_argument("--size", type=int, default=224, help="centre crop side the network sees (default 224)")
-    p.add_argument("--frames", type=int, default=16, help="frames per window (default 16)")
     p.add_argument("--signed", action="store_true", help="keep the sign: red = sped up, blue = normal")
     p.add_argument("--out", type=Path, help="output folder (default VIDEO_STEM-cam/)")
     p.add_argument("--no-png", action="store_true", help="only the video, no PNG per frame")

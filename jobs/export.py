@@ -104,8 +104,9 @@ def export_unit(root, unit: int, layout: store.Layout, metas: list, backbone: Ba
     where = {metas[v].key: v for v in videos}
     if len(where) != len(videos):
         raise ValueError(f"duplicate sample keys among videos {videos[0]}..{videos[-1]}: export one split at a time")
-    first = {v: int(sum(layout.windows[u] for u in videos if u < v)) for v in videos}
-    n = sum(layout.windows[v] for v in videos)
+    counts = [layout.windows[v] for v in videos]
+    first = dict(zip(videos, np.cumsum([0] + counts[:-1]).tolist()))
+    n = sum(counts)
     clips = {"embedding": np.zeros((n, backbone.out_channels), np.float32), "video": np.full(n, -1, np.int32)}
     clips |= {name: np.zeros(n, dtype) for name, dtype in store.CLIP_COLUMNS.items() if name != "video"}
     common = dict(T=s.T, size=s.size, pool=s.pool, device=device, samples=videos)

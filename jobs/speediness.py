@@ -25,11 +25,11 @@ import torch
 from jobs import checkpoint, speed_curves
 from jobs.embed import loader_device
 from jobs.logbook import save_figure
-from jobs.shard.files import shard_files
-from jobs.shard.transcode import EncodeSettings, Rejected
+from jobs.shard.files import shard_video
+from jobs.shard.transcode import EncodeSettings
 from pipeline.augment import AugmentConfig
 from pipeline.loader import VideoLoader
-from pipeline.shards import ShardIndex, resolve_shards
+from pipeline.shards import ShardIndex
 
 # Every frame kept (short side uncapped) so the speedup can be rendered at the input's size; MJPEG
 # encodes fast and both DALI back ends decode it.
@@ -57,13 +57,7 @@ def load_speednet(path: Path, device: str):
 
 
 def normalise(video: Path, work: Path) -> list[Path]:
-    if not Path(video).is_file():
-        raise ValueError(f"no such file: {video}")
-    try:
-        shard_files([Path(video)], work, ANALYSIS_ENCODE)
-    except Rejected as e:
-        raise ValueError(str(e)) from None
-    return resolve_shards(work)
+    return shard_video(video, work, ANALYSIS_ENCODE)
 
 
 @torch.no_grad()
@@ -131,16 +125,19 @@ def plot(a: Analysis, segments: list[tuple[int, int]], title: str, path: Path) -
     save_figure(fig, path)
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True, help="a SpeedNet checkpoint (jobs.pretrain)")
+def add_model_arguments(p: argparse.ArgumentParser, *, stride: bool = True,
+                        checkpoint_help: str = "a SpeedNet checkpoint (jobs.pretrain)") -> None:
+    """The video and model options the speediness, speedup and CAM commands share."""
+    p.add_argument("video", type=Path)
+    p.add_argument("--checkpoint", type=Path, required=True, help=checkpoint_help)
     p.add_argument("--size", type=int, default=224, help="centre crop side the network sees (default 224)")
-    p.add_argument("--stride", type=int, default=4, help="frames between window starts (default 4)")
     p.add_argument("--frames", type=int, default=16, help="frames per window (default 16)")
+    if stride:
+        p.add_argument("--stride", type=int, default=4, help="frames between window starts (default 4)")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.speediness", description=__doc__.split("\n\n")[0])
-    p.add_argument("video", type=Path)
     add_model_arguments(p)
     p.add_argument("--slow-factor", type=float, default=1.9,
                    help="slow motion: still normal when sped up this much (default 1.9, about 2x)")

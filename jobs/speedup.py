@@ -51,7 +51,6 @@ def plot(V: np.ndarray, S: np.ndarray, fps: float, rate: float, rho: float, path
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.speedup", description=__doc__.split("\n\n")[0])
-    p.add_argument("video", type=Path)
     add_model_arguments(p)
     p.add_argument("--rate", type=float, default=2.0, help="overall speedup R_o (default %(default)s)")
     p.add_argument("-o", "--out", type=Path, required=True, help="the adaptively sped-up video (.mp4)")

@@ -20,14 +20,19 @@ strictly convex QP with a unique solution. It is solved by a primal-dual active-
 (Hintermueller, Ito and Kunisch 2003, which converges for M-matrices): each iteration fixes the
 variables predicted to sit on a bound and solves the equality-constrained problem on the rest with
 two banded solves, O(L) each. The returned S = 1 / u satisfies the rate to rounding error. (With the
-one equality the method has no convergence proof; it settled on 20,000 random inputs, degenerate
-rates included, and raises rather than return a wrong curve if it ever does not.)
+one equality the method has no convergence proof. Bound tests allow rounding-sized slack, and rates
+within 1e-9 of the bounds, where the feasible set is a point, are answered directly; so it settled
+on 30,000 property-test inputs, near-degenerate rates included. It raises rather than return a
+wrong curve if it ever does not.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import solve_banded
+
+
+TOL = 1e-10
 
 
 class Infeasible(ValueError):
@@ -84,7 +89,8 @@ def smooth_speedup(V, rate: float, alpha: float = 50.0, s_max: float | None = No
         raise Infeasible(f"rate {rate} exceeds the largest allowed speedup {s_max}")
     n, total = len(V), len(V) / rate
     lo, hi = 1.0 / s_max, 1.0
-    if rate >= s_max or rate == 1:  # a single feasible point: every frame at the rate
+    if rate >= s_max * (1 - 1e-9) or rate <= 1 + 1e-9:
+        # (all but) a single feasible point: every frame at the rate, within 1e-9 of any other
         return np.full(n, float(rate))
     b = 1.0 / np.clip(V, 1.0, s_max)
     lower = np.zeros(n, bool)
@@ -94,8 +100,9 @@ def smooth_speedup(V, rate: float, alpha: float = 50.0, s_max: float | None = No
         u, lam = _solve_free(~(lower | upper), fixed, b, total, alpha)
         # multipliers of the bounds: the gradient of the Lagrangian at the fixed variables
         g = _hessian_times(u, alpha) - b + lam
-        new_lower = (lower & (g >= 0)) | (~lower & ~upper & (u < lo))
-        new_upper = (upper & (g <= 0)) | (~lower & ~upper & (u > hi))
+        # rounding-sized violations are not violations: without the slack, near-degenerate problems cycle
+        new_lower = (lower & (g >= -TOL)) | (~lower & ~upper & (u < lo * (1 - TOL)))
+        new_upper = (upper & (g <= TOL)) | (~lower & ~upper & (u > hi * (1 + TOL)))
         new_lower &= ~new_upper
         if np.array_equal(new_lower, lower) and np.array_equal(new_upper, upper):
             return 1.0 / np.clip(u, lo, hi)

@@ -89,7 +89,7 @@ def test_table_and_grid(indexed, synthetic_kinetics, tmp_path, capsys):
     lines = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert len(lines) == 3
     sheet = Image.open(tmp_path / "grid.png")
-    assert sheet.height > 3 * 50  # the query and three result rows
+    assert sheet.height == 4 * (96 + 4)  # contact_sheet rows of 96 px: the query and three results
 
 
 def test_errors_are_one_line_and_exit_2(indexed, synthetic_kinetics, tiny_checkpoint, tmp_path, capsys):

@@ -25,6 +25,18 @@ def find_videos(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
 
 
+def shard_video(path: Path, out: Path, settings: EncodeSettings) -> list[Path]:
+    """One video file as a one-sample shard in ``out`` (its tar paths); ``ValueError`` saying why for a
+    missing or unreadable file, so the commands that take a user's video print one line."""
+    if not Path(path).is_file():
+        raise ValueError(f"no such file: {path}")
+    try:
+        shard_files([Path(path)], out, settings)
+    except Rejected as e:
+        raise ValueError(str(e)) from None
+    return [out / "files-000000.tar"]
+
+
 def shard_files(paths: Iterable[Path], out: Path, settings: EncodeSettings, *, strict: bool = True,
                 progress: bool = False) -> tuple[Path, list[dict]]:
     """Write ``out/files-000000.tar`` (and its index) from ``paths``; returns (tar, rejected).
