@@ -9,7 +9,8 @@ Writes two files into DIR:
   and window attributes copied from the store, and ``sources``.
 
 Ids are global, so one index can span several stores (``--add`` appends one): each source is
-``{"store": absolute path, "offset": int, "count": rows, "max_id": its largest FAISS id}`` and a row's
+``{"store": absolute path, "offset": int, "count": rows, "max_id": its largest FAISS id, "identity":
+``index.store.identity`` of the store}`` (a query checks the store is still that one) and a row's
 FAISS id is its source's offset plus its row number in the store's ``clips/*`` or ``videos/*``
 arrays; a new source starts one past the largest id so far. ``locate`` maps an id back.
 
@@ -33,7 +34,7 @@ import faiss
 import numpy as np
 
 from index import faiss_index as fi
-from index.store import open_store, read_embeddings
+from index.store import identity, open_store, read_embeddings
 
 FORMAT = "speedrep-index/1"
 INDEX_FILE = "index.faiss"
@@ -67,6 +68,17 @@ def locate(sidecar: dict, faiss_id: int) -> tuple[str, str, int]:
     if faiss_id < 0 or i < 0 or faiss_id > _max_id(sources[i]):
         raise KeyError(f"id {faiss_id} is in no source of this index")
     return sources[i]["store"], sidecar["level"], int(faiss_id) - sources[i]["offset"]
+
+
+def check_source(sidecar: dict, path: str) -> None:
+    """Raise ValueError unless the store at ``path`` is still the one this index was built from."""
+    source = next(s for s in sidecar["sources"] if s["store"] == path)
+    try:
+        now = identity(Path(path))
+    except FileNotFoundError:
+        raise ValueError(f"the index's store {path} is gone (moved or deleted): put it back, or build the index again") from None
+    if source.get("identity", now) != now:  # indexes built before identities were recorded: not checked
+        raise ValueError(f"{path} was exported again since the index was built: its rows may differ; build the index again")
 
 
 def _max_id(source: dict) -> int:
@@ -122,7 +134,8 @@ def build_new(store: Path, out: Path, level: str, factory: str | None, memory_by
         "metric": "inner_product", "normalized": True, "nprobe": nprobe, "recall_at_10": recall,
         "build_seconds": round(seconds, 3), "gpu": fi.uses_gpu(factory, use_gpu), "faiss": faiss.__version__,
         "model": attrs.get("model"), **{k: attrs[k] for k in COPIED_ATTRS if k in attrs},
-        "sources": [{"store": str(store.resolve()), "offset": 0, "count": n, "max_id": int(ids.max())}],
+        "sources": [{"store": str(store.resolve()), "offset": 0, "count": n, "max_id": int(ids.max()),
+                     "identity": identity(store)}],
         "created": now,
     }
     _write_atomically(out, index, sidecar)
@@ -160,7 +173,8 @@ def add_store(store: Path, out: Path, level: str, factory: str | None) -> dict:
     start = time.perf_counter()
     index.add_with_ids(vectors, ids)
     seconds = time.perf_counter() - start
-    sources = [*sidecar["sources"], {"store": path, "offset": offset, "count": len(ids), "max_id": int(ids.max())}]
+    sources = [*sidecar["sources"], {"store": path, "offset": offset, "count": len(ids), "max_id": int(ids.max()),
+                                     "identity": identity(Path(path))}]
     if fi.ivf_of(index) is not None:
         parts = [(vectors, ids)] + [_read_source(Path(s["store"]), level, s["offset"]) for s in sidecar["sources"]]
         everything = np.concatenate([v for v, _ in parts]), np.concatenate([i for _, i in parts])

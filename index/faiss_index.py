@@ -102,7 +102,10 @@ def build(vectors: np.ndarray, ids: np.ndarray, factory: str, use_gpu: bool, *,
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         index.add_with_ids(vectors, ids)
         return index
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError:
+        raise ValueError(f"FAISS cannot make an index of factory {factory!r} for dim {dim}") from None
     ivf = ivf_of(index)
     if ivf is None:
         raise ValueError(f"factory {factory!r} is neither Flat nor IVF")

@@ -26,7 +26,7 @@ import torch
 from index import build, store
 from index.faiss_index import search
 from index.within import peaks, plot_curve
-from jobs.embed import video_embeddings, window_embeddings
+from jobs.embed import video_embeddings, windows_of_video
 from jobs.export import load_backbone
 from jobs.retime import decoded_frames
 from jobs.shard.files import shard_video
@@ -65,9 +65,8 @@ def prepare(path: Path, sidecar: dict, work: Path) -> list[Path]:
 def windows_of(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[np.ndarray, np.ndarray]:
     """(W, T) frame indices and (W, D) unit embeddings of every window of the one video in ``tars``."""
     c = sidecar["clips"]
-    (_, indices, emb), = window_embeddings(backbone, tars, T=c["T"], stride=c["stride"], rate=c["rate"],
-                                          size=c["size"], pool=c["pool"], device=device)
-    return indices, emb
+    return windows_of_video(backbone, tars, T=c["T"], stride=c["stride"], rate=c["rate"], size=c["size"],
+                            pool=c["pool"], device=device)
 
 
 def query_vector(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[np.ndarray, tuple[int, int]]:
@@ -88,6 +87,10 @@ def results(sidecar: dict, scores: np.ndarray, ids: np.ndarray) -> list[dict]:
             for rank, (score, fid) in enumerate(zip(scores, ids), 1) if fid >= 0]  # -1: fewer hits than k
     described = {}
     for path in {h[2] for h in hits}:
+        try:
+            build.check_source(sidecar, path)
+        except ValueError as e:
+            raise QueryError(str(e)) from None
         mine = [h for h in hits if h[2] == path]
         rows = store.describe_rows(Path(path), sidecar["level"], np.array([h[4] for h in mine]))
         described |= {(path, h[4]): row for h, row in zip(mine, rows)}

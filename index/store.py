@@ -30,6 +30,8 @@ rewritten after an interruption overwrites only its own chunks.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -115,6 +117,14 @@ def open_store(path: Path, mode: str = "r+") -> zarr.Group:
     if root.attrs.get("format") != FORMAT:
         raise ValueError(f"{path} is not an embedding store written by jobs.export")
     return root
+
+
+def identity(path: Path) -> str:
+    """A digest of what a store holds (model, export settings, shards, layout). A store exported
+    again at the same path with anything different gets another one, so an index can tell."""
+    attrs = dict(open_store(path, mode="r").attrs)
+    held = {k: attrs.get(k) for k in ("model", "clips", "videos", "shards", "encode", "layout")}
+    return hashlib.sha1(json.dumps(held, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def layout_of(root: zarr.Group) -> Layout:

@@ -86,8 +86,11 @@ def load_pretext(path: Path):
     from jobs.config import from_dict
     from models.pretext import build_pretext
 
-    state = load(path)
-    config = from_dict(state["config"])
+    try:
+        state = load(path)
+        config = from_dict(state["config"])
+    except Exception as e:  # noqa: BLE001 - whatever the file is, the user needs one line
+        raise ValueError(f"{path} is not a checkpoint written by jobs.pretrain ({type(e).__name__})") from None
     model = build_pretext(config.model.method, config.model.backbone, config.model.backbone_options,
                           seed=config.run.seed, **config.model.options)
     model.load_state_dict(state["model"])

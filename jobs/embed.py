@@ -4,6 +4,8 @@
   spaced T-frame clips, the last conv features globally pooled per clip, averaged over clips).
 - ``window_embeddings``: one unit vector per sliding window (T frames every ``stride`` frames at
   playback ``rate``), per video, for clip-level and within-video retrieval.
+- ``video_windows`` and ``windows_of_video``: the same windows of one video of any length, read a
+  bounded chunk of windows at a time (the single-video tools: query, speediness).
 
 Both read through ``VideoLoader`` with the evaluation transform (short side size / 0.875, centre crop
 ``size``), so a query clip and the collection it searches are prepared identically. ``samples``
@@ -21,6 +23,8 @@ from tqdm import tqdm
 from models.base import Backbone, global_pool
 from pipeline.augment import AugmentConfig
 from pipeline.loader import VideoLoader
+from pipeline.plans import sliding_count
+from pipeline.shards import ShardIndex, resolve_shards
 
 
 def loader_device(torch_device: str) -> str:
@@ -64,7 +68,8 @@ def window_embeddings(backbone: Backbone, shards, *, T: int = 16, stride: int = 
     """Per video, in sample order: (key, (W, T) frame indices of its windows, (W, C) unit embeddings).
 
     All windows of a video are decoded in one loader batch (each frame once), so memory grows with a
-    video's length: about windows x T x 3 x size^2 x 4 bytes for ``batch_size`` 1."""
+    video's length: about windows x T x 3 x size^2 x 4 bytes for ``batch_size`` 1. Right for a
+    collection of clips (the export); one long video is better read by ``windows_of_video``."""
     loader = VideoLoader(shards, plan="sliding", plan_options={"T": T, "stride": stride, "rate": rate},
                          augment=AugmentConfig("eval", out=size), batch_size=batch_size,
                          device=loader_device(device), shuffle=False, samples=samples)
@@ -75,3 +80,31 @@ def window_embeddings(backbone: Backbone, shards, *, T: int = 16, stride: int = 
         for s in range(int(sample.max()) + 1):
             rows = np.flatnonzero(sample == s)
             yield batch["keys"][rows[0]], indices[rows], features[rows]
+
+
+def video_windows(shards, *, T: int = 16, stride: int = 8, rate: float = 1.0, size: int = 112,
+                  device: str = "cpu", position: int = 0, memory_mb: float = 512
+                  ) -> Iterator[tuple[torch.Tensor, dict]]:
+    """The sliding windows of the video at ``position`` as loader batches (clips, batch dict) of as
+    many windows as fit ``memory_mb`` of float32, so memory stays bounded whatever its length.
+    Each chunk is a decoder pass from the video's start: a long video costs some decoding more."""
+    index = ShardIndex(shards if isinstance(shards, list) else resolve_shards(shards))
+    total = sliding_count(index.read_meta(position).frames, T=T, stride=stride, rate=rate)
+    chunk = max(1, int(memory_mb * 2**20 // (T * 3 * size * size * 4)))
+    for first in range(0, total, chunk):
+        yield from VideoLoader(index.tars, plan="sliding", augment=AugmentConfig("eval", out=size),
+                               plan_options={"T": T, "stride": stride, "rate": rate, "first": first, "count": chunk},
+                               batch_size=1, device=loader_device(device), shuffle=False, samples=[position])
+
+
+@torch.no_grad()
+def windows_of_video(backbone: Backbone, shards, *, T: int = 16, stride: int = 8, rate: float = 1.0,
+                     size: int = 112, pool: str = "avg", device: str = "cpu", position: int = 0,
+                     max_clips: int = 64, memory_mb: float = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(W, T) frame indices and (W, C) unit embeddings of every window of one video, chunk by chunk."""
+    indices, rows = [], []
+    for video, batch in video_windows(shards, T=T, stride=stride, rate=rate, size=size, device=device,
+                                      position=position, memory_mb=memory_mb):
+        rows.append(torch.nn.functional.normalize(_pooled(backbone, video, pool, device, max_clips), dim=1).numpy())
+        indices.append(batch["indices"].numpy())
+    return np.concatenate(indices), np.concatenate(rows)

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -175,6 +176,31 @@ def _check_same(root, attrs: dict, layout: store.Layout, out: Path) -> None:
         raise ValueError(f"{out} was laid out for other videos: choose a new --out or delete it")
 
 
+def _normalised(videos: Path, folder: Path, rank: int, progress: bool, poll_s: float = 2.0) -> list[Path]:
+    """The shard of a folder of videos: rank 0 normalises them into ``folder`` once (the tar
+    appears only when whole), the other ranks wait for it, or for rank 0's failure."""
+    tar, failed = folder / "files-000000.tar", folder / "normalise.failed"
+    started = time.time()
+    if rank == 0 and not tar.is_file():
+        failed.unlink(missing_ok=True)
+        try:
+            files = find_videos(videos)
+            if not files:
+                raise ValueError(f"no video files under {videos}")
+            _, rejected = shard_files(files, folder, EncodeSettings(), strict=False, progress=progress)
+        except (ValueError, Rejected) as error:
+            folder.mkdir(parents=True, exist_ok=True)
+            failed.write_text(str(error))
+            raise
+        for r in rejected:
+            print(f"skipped {r['path']}: {r['reason']}", file=sys.stderr)
+    while not tar.is_file():
+        if failed.is_file() and failed.stat().st_mtime > started - 60:  # not a marker left by an earlier run
+            raise ValueError(f"rank 0 could not normalise {videos}: {failed.read_text()}")
+        time.sleep(poll_s)
+    return resolve_shards(folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.export", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", type=Path, help="a checkpoint written by jobs.pretrain")
@@ -203,15 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         rank, world = rank_and_world(args.rank, args.world)
         encode = None
         if args.videos is not None:
-            files = find_videos(args.videos)
-            if not files:
-                raise ValueError(f"no video files under {args.videos}")
             folder = args.out.with_name(args.out.name.removesuffix(".zarr") + ".shards")
-            if not (folder / "files-000000.tar").is_file():
-                _, rejected = shard_files(files, folder, EncodeSettings(), strict=False, progress=not args.no_progress)
-                for r in rejected:
-                    print(f"skipped {r['path']}: {r['reason']}", file=sys.stderr)
-            tars, encode = resolve_shards(folder), asdict(EncodeSettings())
+            tars, encode = _normalised(args.videos, folder, rank, not args.no_progress), asdict(EncodeSettings())
         else:
             tars = resolve_shards(args.shards)
         complete = export(args.checkpoint, tars, args.out, s, rank=rank, world=world, device=device, encode=encode,

@@ -71,7 +71,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
     run_dir = Path(run_dir)
 
     model = build_pretext(config.model.method, config.model.backbone, config.model.backbone_options,
-                          seed=run.seed, **config.model.options)
+                          seed=run.seed, micro_batches=opt.grad_accum, **config.model.options)
     if config.model.init:  # a resumed run then overwrites it with its checkpoint
         checkpoint.init_backbone(model, Path(config.model.init))
     loader = build_loader(config, device="gpu" if accelerator.device.type == "cuda" else "cpu",
@@ -86,7 +86,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
 
     step = 0
     if resume:
-        step = _restore(run_dir, model, optimizer, loader, accelerator.num_processes, config)
+        step = _restore(run_dir, model, optimizer, loader, accelerator.num_processes, config, accelerator.scaler)
     model, optimizer = accelerator.prepare(model, optimizer)
 
     main = accelerator.is_main_process
@@ -176,11 +176,13 @@ def _save(run_dir: Path, step: int, model, optimizer, loader: VideoLoader, confi
         state = {"step": step, "world": accelerator.num_processes, "loader": loader.state_dict(),
                  "model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
                  "rng": {"torch": torch.get_rng_state()}, "config": config.to_dict()}
+        if accelerator.scaler is not None:  # fp16's loss scale: without it a resumed run is not the same run
+            state["scaler"] = accelerator.scaler.state_dict()
         checkpoint.save(run_dir, state, keep=config.run.keep_checkpoints)
     accelerator.wait_for_everyone()
 
 
-def _restore(run_dir: Path, model, optimizer, loader: VideoLoader, world: int, config: Config) -> int:
+def _restore(run_dir: Path, model, optimizer, loader: VideoLoader, world: int, config: Config, scaler=None) -> int:
     path = checkpoint.latest(run_dir)
     if path is None:
         return 0  # nothing saved yet: --resume on a fresh folder starts from the beginning
@@ -195,6 +197,8 @@ def _restore(run_dir: Path, model, optimizer, loader: VideoLoader, world: int, c
     optimizer.load_state_dict(state["optimizer"])
     loader.load_state_dict(state["loader"])
     torch.set_rng_state(state["rng"]["torch"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     print(f"resumed from {path} at step {state['step']}", file=sys.stderr)
     return state["step"]
 

@@ -20,17 +20,18 @@ def plan(S, fps: float, rate: float | None = None) -> tuple[np.ndarray, Fraction
     """(input frame index of every output frame, output frame rate as an exact fraction).
 
     ``rate``: the overall speedup S was solved for; the output then lasts exactly L / rate input
-    frames (S meets it to rounding error, which is spread evenly). Without it, sum(1 / S) is taken,
-    as a fraction with denominator at most 1000."""
+    frames, with rate taken as the nearest fraction of denominator at most 1000 (S meets the rate
+    to rounding error, and the difference is spread evenly). Without it, sum(1 / S) is taken, as a
+    fraction with denominator at most 1000."""
     u = 1.0 / np.asarray(S, dtype=float)
     if u.ndim != 1 or len(u) == 0 or not np.isfinite(u).all() or u.min() <= 0:
         raise ValueError("S must be a non-empty vector of positive speedups")
     if rate is None:
         D = Fraction(float(u.sum())).limit_denominator(1000)
     else:
+        if abs(len(u) / rate - u.sum()) > 1e-6 * len(u) / rate:
+            raise ValueError(f"S does not meet the rate {rate}: it lasts {u.sum():.6f} input frames, not {len(u) / rate:.6f}")
         D = Fraction(len(u)) / Fraction(rate).limit_denominator(1000)
-        if abs(float(D) - u.sum()) > 1e-6 * float(D):
-            raise ValueError(f"S does not meet the rate {rate}: it lasts {u.sum():.6f} input frames, not {float(D):.6f}")
     n = max(1, round(D))
     starts = np.concatenate([[0.0], np.cumsum(u)[:-1]]) * (float(D) / u.sum())  # when each input frame begins
     positions = np.arange(n) * float(D) / n

@@ -23,12 +23,11 @@ import numpy as np
 import torch
 
 from jobs import checkpoint, speed_curves
-from jobs.embed import loader_device
+from jobs.argtypes import positive_int
+from jobs.embed import video_windows
 from jobs.logbook import save_figure
 from jobs.shard.files import shard_video
 from jobs.shard.transcode import EncodeSettings
-from pipeline.augment import AugmentConfig
-from pipeline.loader import VideoLoader
 from pipeline.shards import ShardIndex
 
 # Every frame kept (short side uncapped) so the speedup can be rendered at the input's size; MJPEG
@@ -71,14 +70,13 @@ def analyse(speednet, video: Path, work: Path, *, T: int = 16, stride: int = 4, 
     for i, rate in enumerate(factors):
         if (T - 1) * rate + 1 > meta.frames:
             continue  # too short to show at this rate: stays "sped up"
-        loader = VideoLoader(tars, plan="sliding", plan_options={"T": T, "stride": stride, "rate": float(rate)},
-                             augment=AugmentConfig("eval", out=size), batch_size=1, device=loader_device(device),
-                             shuffle=False)
-        for clips, batch in loader:
+        p_normal, middles = [], []
+        for clips, batch in video_windows(tars, T=T, stride=stride, rate=float(rate), size=size, device=device):
             logits = torch.cat([speednet(part.to(device)) for part in torch.split(clips, max_clips)])
-            p_normal = torch.sigmoid(-logits.float()).cpu().numpy()
+            p_normal.append(torch.sigmoid(-logits.float()).cpu().numpy())
             indices = batch["indices"].numpy()
-            curves[i] = speed_curves.frame_curve((indices[:, 0] + indices[:, -1]) / 2, p_normal, meta.frames)
+            middles.append((indices[:, 0] + indices[:, -1]) / 2)
+        curves[i] = speed_curves.frame_curve(np.concatenate(middles), np.concatenate(p_normal), meta.frames)
         if progress:
             print(f"  rate {rate:.2f}: mean P(normal) {curves[i].mean():.2f}", file=sys.stderr)
     return Analysis(tars, meta.fps, meta.frames, factors, curves)
@@ -130,10 +128,10 @@ def add_model_arguments(p: argparse.ArgumentParser, *, stride: bool = True,
     """The video and model options the speediness, speedup and CAM commands share."""
     p.add_argument("video", type=Path)
     p.add_argument("--checkpoint", type=Path, required=True, help=checkpoint_help)
-    p.add_argument("--size", type=int, default=224, help="centre crop side the network sees (default 224)")
-    p.add_argument("--frames", type=int, default=16, help="frames per window (default 16)")
+    p.add_argument("--size", type=positive_int, default=224, help="centre crop side the network sees (default 224)")
+    p.add_argument("--frames", type=positive_int, default=16, help="frames per window (default 16)")
     if stride:
-        p.add_argument("--stride", type=int, default=4, help="frames between window starts (default 4)")
+        p.add_argument("--stride", type=positive_int, default=4, help="frames between window starts (default 4)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from jobs import retime, speed_curves
+from jobs.argtypes import non_negative_float
 from jobs.logbook import save_figure
 from jobs.speediness import add_model_arguments, analyse, load_speednet
 from jobs.speedup_solver import Infeasible, overall_rate, smooth_speedup
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--out", type=Path, required=True, help="the adaptively sped-up video (.mp4)")
     p.add_argument("--uniform", type=Path, help="the uniformly sped-up video (default OUT_STEM-uniform.mp4)")
     p.add_argument("--plot", type=Path, help="PNG of V(t) and S(t) (default OUT_STEM-speedup.png)")
-    p.add_argument("--alpha", type=float, default=50.0, help="smoothness weight (default %(default)s)")
+    p.add_argument("--alpha", type=non_negative_float, default=50.0, help="smoothness weight (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     args = p.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -35,13 +35,14 @@ class SpeedNetTask(nn.Module):
 
 
 def build_pretext(method: str, backbone: str, backbone_options: dict | None = None, seed: int = 0,
-                  **options) -> nn.Module:
-    """``method`` "speednet" or "rspnet" on the named backbone; ``options`` go to ``RSPNet``."""
+                  micro_batches: int = 1, **options) -> nn.Module:
+    """``method`` "speednet" or "rspnet" on the named backbone; ``options`` go to ``RSPNet``, and
+    ``micro_batches`` (forward passes per optimiser step) to its momentum encoder."""
     trunk = build_backbone(backbone, **(backbone_options or {}))
     if method == "speednet":
         if options:
             raise ValueError(f"speednet takes no options, got {sorted(options)}")
         return SpeedNetTask(SpeedNet(trunk))
     if method == "rspnet":
-        return RSPNet(trunk, seed=seed, **options)
+        return RSPNet(trunk, seed=seed, micro_batches=micro_batches, **options)
     raise ValueError(f"unknown method {method!r}: use speednet or rspnet")

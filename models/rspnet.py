@@ -53,7 +53,8 @@ class RSPNet(nn.Module):
     def __init__(self, backbone: Backbone, *, motion: str = "rsp", appearance: str = "avid",
                  speeds: tuple[float, ...] = (1.0, 2.0), dim: int = 128, head_hidden: int | None = None,
                  queue_size: int = 16384, momentum: float = 0.999, tau: float = 0.07, gamma: float = 0.15,
-                 lam: float = 1.0, bn_groups: int = 2, seed: int = 0):
+                 lam: float = 1.0, bn_groups: int = 2, seed: int = 0, micro_batches: int = 1,
+                 rsp_scale: float | None = None):
         super().__init__()
         if motion not in ("rsp", "sp", "none") or appearance not in ("avid", "vid", "none"):
             raise ValueError(f"motion must be rsp|sp|none and appearance avid|vid|none, got {motion!r}, {appearance!r}")
@@ -63,6 +64,13 @@ class RSPNet(nn.Module):
         self.motion, self.appearance = motion, appearance
         self.speeds, self.tau, self.gamma, self.lam = tuple(float(s) for s in speeds), tau, gamma, lam
         self.momentum, self.bn_groups, self.seed = momentum, bn_groups, seed
+        # L_m's weight: 1 / tau by default, as the released code ranks similarities over tau;
+        # 1.0 gives the paper's equation with lambda = 1 (see objectives.rsp).
+        self.rsp_scale = 1 / tau if rsp_scale is None else rsp_scale
+        # With gradient accumulation the online weights stay fixed over an optimiser step's
+        # ``micro_batches`` forward passes: m ** (1 / micro_batches) per pass moves the key encoder
+        # exactly as m once per step would.
+        self.momentum_per_forward = momentum ** (1 / micro_batches)
         c = backbone.out_channels
         if motion == "rsp":
             self.g_m = projection_head(c, dim, head_hidden)
@@ -102,7 +110,7 @@ class RSPNet(nn.Module):
             m_i = self.g_m(x_i)
             with torch.no_grad():
                 m_j, m_k = self.key_g_m(keys[:, 0]), self.key_g_m(keys[:, 1])
-            out["loss_m"] = rsp_loss(m_i, m_j, m_k, self.gamma, scale=1 / self.tau)
+            out["loss_m"] = rsp_loss(m_i, m_j, m_k, self.gamma, scale=self.rsp_scale)
             same = nn.functional.cosine_similarity(m_i, m_j)
             out["rsp_acc"] = (same > nn.functional.cosine_similarity(m_i, m_k)).float().mean()
             losses.append(out["loss_m"])
@@ -124,7 +132,7 @@ class RSPNet(nn.Module):
         """Momentum-encoder features (B, len(key_offsets), C) of each video's c_j (and c_k), computed
         in BN groups of a seeded permutation of those clips."""
         for online, key in self._momentum_pairs():
-            momentum_update(online, key, self.momentum)
+            momentum_update(online, key, self.momentum_per_forward)
         per_video = len(self.key_offsets)
         rows = (3 * np.arange(videos)[:, None] + np.array(self.key_offsets)[None, :]).reshape(-1)
         perm = rng.permutation(len(rows))

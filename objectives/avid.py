@@ -16,12 +16,15 @@ from torch import nn
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, tau: float = 0.07) -> torch.Tensor:
-    """Mean InfoNCE of queries (N, D) against their keys (N, D) and the queue's negatives (K, D)."""
-    q, k = F.normalize(q, dim=1), F.normalize(k.detach(), dim=1)
-    positive = (q * k).sum(dim=1, keepdim=True)
-    negatives = q @ queue.detach().t()
-    logits = torch.cat([positive, negatives], dim=1) / tau
-    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+    """Mean InfoNCE of queries (N, D) against their keys (N, D) and the queue's negatives (K, D).
+    Computed in float32 even under autocast: at 1 / tau = 14, bf16's rounding of the similarities
+    would move the logits by a few hundredths."""
+    with torch.autocast(q.device.type, enabled=False):
+        q, k = F.normalize(q.float(), dim=1), F.normalize(k.detach().float(), dim=1)
+        positive = (q * k).sum(dim=1, keepdim=True)
+        negatives = q @ queue.detach().float().t()
+        logits = torch.cat([positive, negatives], dim=1) / tau
+        return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 
 @torch.no_grad()
@@ -53,8 +56,15 @@ class KeyQueue(nn.Module):
 
 
 def _gather(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows, in rank order. Ranks may hold different numbers of rows (the loader
+    drops samples it cannot decode), so rows are padded to the largest count for the exchange."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x)
-    return torch.cat(parts)
+    world = dist.get_world_size()
+    counts = [torch.zeros((), dtype=torch.long, device=x.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor(len(x), device=x.device))
+    padded = x.new_zeros((int(max(counts)), *x.shape[1:]))
+    padded[: len(x)] = x
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(n)] for part, n in zip(parts, counts)])

@@ -5,7 +5,8 @@ RSP: clips c_i and c_j play at the same speed, c_k at another; with m = g_m(f(c)
 so same-speed pairs must be more similar than different-speed pairs by a margin. ``scale`` multiplies
 the loss: the authors' released code ranks similarities divided by the temperature (margin 2.0 on
 d / 0.07, the same hinge point as gamma 0.14) so its gradient is 1 / 0.07 times the formula's; RSPNet
-here passes scale = 1 / tau for that weighting against A-VID's InfoNCE.
+here passes scale = 1 / tau for that weighting against A-VID's InfoNCE by default
+(``model.options.rsp_scale = 1.0`` for the paper's formula).
 SP: classify each clip's speed directly (cross-entropy over the speed set), the ablation RSP beats.
 """
 

@@ -43,11 +43,17 @@ def resolve_device(device: str) -> str:
 
 
 class _Source:
-    """DALI's batch callable: prepares step after step of one epoch and remembers each batch dict."""
+    """DALI's batch callable: prepares step after step of one epoch and remembers each batch dict.
+
+    DALI calls it batches ahead of the one being yielded, so a batch's too-short samples travel
+    with it (``too_short``) and are counted by the loader only when the batch is yielded; those of
+    steps whose samples were all too short ride with the next batch, or with the epoch's end
+    (``skipped``)."""
 
     def __init__(self, loader: VideoLoader):
         self.loader = loader
         self.pending: collections.deque[PreparedBatch] = collections.deque()
+        self.skipped: list[str] = []
         self.step = loader.step
         self.feeds = graph.feeds_for(loader.augment.antialias, loader.augment.colour, loader._blur)
 
@@ -59,10 +65,12 @@ class _Source:
             rng = order.step_rng(ld.seed, ld.epoch, ld.rank, self.step)
             batch = prepare_batch(ld.index, np.array(positions, int), ld._plan, ld.augment, rng, ld.epoch, self.step)
             self.step += 1
-            ld.dropped.extend({"key": k, "reason": "too short for the plan"} for k in batch.too_short)
-            if batch.feeds["encoded"]:
-                self.pending.append(batch)
-                return tuple(batch.feeds[name] for name in self.feeds)
+            if not batch.feeds["encoded"]:
+                self.skipped.extend(batch.too_short)
+                continue
+            batch.too_short, self.skipped = self.skipped + batch.too_short, []
+            self.pending.append(batch)
+            return tuple(batch.feeds[name] for name in self.feeds)
         raise StopIteration
 
 
@@ -133,22 +141,28 @@ class VideoLoader:
                 try:
                     (out,) = self._pipe.run()
                 except StopIteration:
+                    self._count_too_short(self._source.skipped)
                     break
                 except RuntimeError as error:  # a sample DALI cannot decode
                     self._drop_undecodable(self._source.pending.popleft(), error)
                     continue
                 batch = self._source.pending.popleft()
+                self._count_too_short(batch.too_short)
                 self.step = batch.info["step"] + 1
                 yield self._to_torch(out, batch.info), _tensors(batch.info)
         finally:
             self._pipe = None
         self.epoch, self.step = self.epoch + 1, 0
 
+    def _count_too_short(self, keys: list[str]) -> None:
+        self.dropped.extend({"key": k, "reason": "too short for the plan"} for k in keys)
+
     def _drop_undecodable(self, batch: PreparedBatch, error: Exception) -> None:
         """Drop the samples of ``batch`` that an independent decoder cannot read either, and restart
         at its step. If they all decode, the error is not the data's: it is raised."""
-        keys = list(dict.fromkeys(batch.info["keys"]))
-        bad = [k for k, data in zip(keys, batch.feeds["encoded"]) if not _decodes(data.tobytes())]
+        first_clips = np.cumsum([0] + batch.info["clips_per_sample"][:-1])
+        keys = [batch.info["keys"][i] for i in first_clips]  # one per sample, repeats kept
+        bad = list(dict.fromkeys(k for k, data in zip(keys, batch.feeds["encoded"]) if not _decodes(data.tobytes())))
         if not bad:
             raise error
         self.dropped.extend({"key": k, "reason": f"undecodable: {_dali_reason(error)}"} for k in bad)

@@ -186,21 +186,32 @@ def eval_plan(frames: int, *, T: int = 16, n: int = 10, short: str = "pad") -> l
     return [_clip(apply_short(s + np.arange(T), frames, short), 1.0, "eval", 0) for s in starts]
 
 
-def sliding_plan(frames: int, *, T: int = 16, stride: int = 8, rate: float = 1.0, short: str = "pad") -> list[Clip]:
+def sliding_plan(frames: int, *, T: int = 16, stride: int = 8, rate: float = 1.0, short: str = "pad",
+                 first: int = 0, count: int | None = None) -> list[Clip]:
     """Sliding windows at ``rate`` for within-video retrieval and SpeedNet's speediness curves (X^i).
 
     Window w starts at source frame w * stride and shows round(w * stride + k * rate), k < T; windows
     continue while the last ideal index is <= frames - 1, and there is always at least one (the
     policy then decides what a too-short video gives). Role "window", speed = rate, aug_group 0.
+    ``first`` and ``count`` take windows first .. first + count - 1 of those (at least one, so
+    ``first`` must be below ``sliding_count``): how a long video is read a bounded chunk at a time.
     """
+    total = sliding_count(frames, T=T, stride=stride, rate=rate, short=short)
+    if not 0 <= first < total or (count is not None and count < 1):
+        raise ValueError(f"windows from {first} ({count}) of {total}: first must be below {total}, count positive")
+    offsets = _offsets(T, rate)  # stride is whole, so round(w*stride + k*rate) = w*stride + offsets[k]
+    end = total if count is None else min(total, first + count)
+    return [_clip(apply_short(w * int(stride) + offsets, frames, short), rate, "window", 0) for w in range(first, end)]
+
+
+def sliding_count(frames: int, *, T: int = 16, stride: int = 8, rate: float = 1.0, short: str = "pad") -> int:
+    """How many windows ``sliding_plan`` gives a video of ``frames`` frames (at least one)."""
     _check(frames, T, short)
     if stride < 1 or int(stride) != stride:
         raise ValueError(f"stride must be a positive whole number of frames, got {stride}")
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
-    offsets = _offsets(T, rate)  # stride is whole, so round(w*stride + k*rate) = w*stride + offsets[k]
-    count = max(1, (frames - 1 - int(offsets[-1])) // int(stride) + 1)
-    return [_clip(apply_short(w * int(stride) + offsets, frames, short), rate, "window", 0) for w in range(count)]
+    return max(1, (frames - 1 - int(_offsets(T, rate)[-1])) // int(stride) + 1)
 
 
 def speed_test_plan(frames: int, *, T: int = 16, rates=(1.0, 2.0), n: int = 1, short: str = "pad") -> list[Clip]:

@@ -10,7 +10,8 @@ A sharded dataset is one folder per split::
     OUT/<split>/manifest.json          what the split holds; see ``jobs.shard.manifest``
 
 Keys match ``KEY_PATTERN``: WebDataset and DALI treat everything after the first dot of a member
-name as its extension, so a key never contains a dot. A tar is only ever visible under its final
+name as its extension, so a key never contains a dot; and a key is at most ``MAX_KEY`` characters,
+so that ``<key>.<ext>`` fits a tar member name (100 bytes). A tar is only ever visible under its final
 name once it is complete, and its ``.idx`` is in place before it.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Iterable
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_KEY = 90
 SHARD_GLOB = "*.tar"
 DALI_INDEX_VERSION = "v1.2"
 
@@ -73,13 +75,14 @@ def make_key(name: str) -> str:
     """A valid sample key for ``name`` (a file stem or dataset id).
 
     Names that are already valid keys are returned unchanged, so Kinetics keys stay equal to
-    their file stems. Other names (HMDB51 has dots, brackets and '&' in file names) get every
-    invalid character replaced and a short hash of the original appended, so two names that
-    differ only in replaced characters still get distinct keys.
+    their file stems. Other names (HMDB51 has dots, brackets and '&' in file names; a user's
+    video may have a long title) get every invalid character replaced, are cut to fit
+    ``MAX_KEY``, and get a short hash of the original appended, so two names that differ only in
+    replaced or cut characters still get distinct keys.
     """
-    if KEY_PATTERN.match(name):
+    if KEY_PATTERN.match(name) and len(name) <= MAX_KEY:
         return name
-    cleaned = re.sub(r"_*[^A-Za-z0-9_-]+_*", "_", name).strip("_") or "video"
+    cleaned = re.sub(r"_*[^A-Za-z0-9_-]+_*", "_", name).strip("_")[: MAX_KEY - 9].rstrip("_") or "video"
     digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
     return f"{cleaned}_{digest}"
 

@@ -26,7 +26,7 @@ def resolve_shards(spec: str | os.PathLike) -> list[Path]:
         manifest = json.loads(path.read_text())
         tars = [path.parent / s["name"] for s in manifest["shards"]]
     else:
-        tars = sorted(Path(p) for p in glob.glob(str(spec)))
+        tars = sorted(Path(p) for p in glob.glob(str(spec)) if p.endswith(".tar"))  # not their .idx
     if not tars:
         raise FileNotFoundError(f"no shards found at {spec} (give a split folder, a glob of .tar files or a manifest.json)")
     for tar in tars:

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("nvidia.dali")
 
 from index import store  # noqa: E402
-from jobs.embed import video_embeddings, window_embeddings  # noqa: E402
+from jobs.embed import video_embeddings, window_embeddings, windows_of_video  # noqa: E402
 from jobs.export import ExportSettings, export, load_backbone, main as export_main  # noqa: E402
 from pipeline.plans import sliding_plan  # noqa: E402
 from pipeline.shards import ShardIndex, resolve_shards  # noqa: E402
@@ -112,3 +112,38 @@ def test_cli_errors_are_one_line_and_exit_2(exported, tiny_checkpoint, tmp_path,
     assert "holds another export" in capsys.readouterr().err
     assert export_main([str(tiny_checkpoint), "--videos", str(tmp_path), "--out", str(tmp_path / "y.zarr")]) == 2
     assert "no video files" in capsys.readouterr().err
+
+
+def test_a_folder_of_videos_is_normalised_once_by_rank_0_and_waited_for_by_the_others(
+        synthetic_kinetics, tiny_checkpoint, tmp_path, capsys):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for src in sorted((synthetic_kinetics / "train").glob("*.mp4"))[:2]:
+        (folder / src.name).write_bytes(src.read_bytes())
+    common = [str(tiny_checkpoint), "--videos", str(folder), "--out", str(tmp_path / "v.zarr"), "--world", "2",
+              "--frames", "8", "--stride", "8", "--size", "32", "--video-clips", "3", "--no-progress"]
+    rank1 = subprocess.Popen([sys.executable, "-m", "jobs.export", *common, "--rank", "1"], cwd=os.getcwd(),
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(1)  # rank 1 is waiting while rank 0 normalises
+    assert export_main([*common, "--rank", "0"]) == 0
+    assert rank1.wait(timeout=300) == 0, rank1.stderr.read()
+    root = store.open_store(tmp_path / "v.zarr", mode="r")
+    assert root.attrs["complete"] and len(root["videos"]["key"][:]) == 2
+    assert [p.name for p in (tmp_path / "v.shards").iterdir() if p.suffix == ".tar"] == ["files-000000.tar"]
+    # rank 0 fails: the others say why instead of waiting for ever
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = [str(tiny_checkpoint), "--videos", str(empty), "--out", str(tmp_path / "e.zarr"), "--world", "2"]
+    assert export_main([*args, "--rank", "0"]) == 2 and "no video files" in capsys.readouterr().err
+    assert export_main([*args, "--rank", "1"]) == 2
+    assert "rank 0 could not normalise" in capsys.readouterr().err
+
+
+def test_one_long_video_read_in_chunks_gives_the_windows_of_one_pass(exported, tiny_checkpoint):
+    _, tars = exported
+    backbone, _ = load_backbone(tiny_checkpoint)
+    (_, whole_idx, whole), = window_embeddings(backbone, tars, T=8, stride=4, size=32, samples=[1])
+    window_mb = 8 * 3 * 32 * 32 * 4 / 2**20
+    idx, emb = windows_of_video(backbone, tars, T=8, stride=4, size=32, position=1, memory_mb=5 * window_mb)
+    assert len(whole) > 5 and np.array_equal(idx, whole_idx)  # several chunks of 5 windows
+    assert np.allclose(emb, whole, atol=1e-5)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from index import faiss_index as fi
 from index.build import load, locate, main
-from index.store import CLIP_COLUMNS, Layout, create, finish, read_embeddings, write_unit
+from index.store import CLIP_COLUMNS, Layout, create, finish, identity, read_embeddings, write_unit
 from jobs.bench.index import clustered_vectors
 
 
@@ -166,7 +166,8 @@ def test_build_add_load_locate(tmp_path, capsys):
     assert sidecar["metric"] == "inner_product" and sidecar["normalized"] is True
     assert sidecar["recall_at_10"] is None and sidecar["model"]["fingerprint"] == "abc"
     assert sidecar["clips"]["stride"] == 8 and sidecar["dim"] == 16 and sidecar["level"] == "clips"
-    assert sidecar["sources"] == [{"store": str(first.resolve()), "offset": 0, "count": 9, "max_id": int(rows.max())}]
+    assert sidecar["sources"] == [{"store": str(first.resolve()), "offset": 0, "count": 9, "max_id": int(rows.max()),
+                                   "identity": identity(first)}]
     assert not list(out.glob(".*.tmp"))
 
     assert main([str(second), "--out", str(out), "--add"]) == 0
@@ -217,6 +218,8 @@ def test_refusals(tmp_path, capsys):
     store = make_store(tmp_path / "a.zarr", (3, 2))
     assert main([str(store), "--out", str(out), "--add"]) == 2  # nothing to add to
     assert f"no index at {out}" in capsys.readouterr().err
+    assert main([str(store), "--out", str(out), "--factory", "Bogus"]) == 2
+    assert "FAISS cannot make an index of factory 'Bogus'" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="python -m index.build STORE --out"):
         load(tmp_path / "nowhere")
 

@@ -177,6 +177,26 @@ def test_undecodable_sample_is_dropped_and_counted(synthetic_shards, tmp_path):
     assert len(seen) == 8 and "broken" not in seen  # its batch is rerun without it; the epoch goes on
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_each_dropped_sample_is_counted_once_even_when_batches_are_rerun(synthetic_shards, tmp_path, seed):
+    """DALI prepares batches ahead; a rerun after an undecodable sample prepares them again."""
+    for p in synthetic_shards.glob("*-00000[01].*"):
+        shutil.copy(p, tmp_path)
+    index = ShardIndex(resolve_shards(tmp_path))
+    meta, video = index.read(0)
+    with ShardTarWriter(tmp_path / "train-000002.tar") as w:
+        for key, data, frames in (("broken", b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40, meta.frames),
+                                  ("short", video, 20)):  # 20 frames: fewer than the plan's 32
+            record = json.dumps({**meta.to_json_dict(), "key": key, "frames": frames}).encode()
+            w.add(key, {"mp4": data, "json": record})
+        w.commit()
+    loader = VideoLoader(tmp_path, plan="rspnet", plan_options={"short": "skip"}, batch_size=2, device="cpu",
+                         seed=seed)
+    seen = {k for _, ks, _, _ in _epoch(loader) for k in ks}
+    assert sorted(d["key"] for d in loader.dropped) == ["broken", "short"]
+    assert len(seen) == 8 and not seen & {"broken", "short"}
+
+
 def test_too_short_videos_follow_the_stated_policy(synthetic_shards):
     frames = ShardIndex(resolve_shards(synthetic_shards)).read(0)[0].frames  # 75
     skip = VideoLoader(synthetic_shards, plan="rspnet", plan_options={"T": 48, "short": "skip"}, batch_size=2,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.plans import (PLANS, SHORT_POLICIES, Clip, TooShort, apply_short, clips_to_arrays, eval_plan,
-                            min_frames, rspnet_plan, sliding_plan, speednet_plan)
+                            min_frames, rspnet_plan, sliding_count, sliding_plan, speednet_plan)
 
 settings.register_profile("plans", deadline=None, max_examples=150)
 settings.load_profile("plans")
@@ -230,6 +230,17 @@ def test_sliding_windows(frames, T, stride, rate):
         assert np.array_equal(c.indices, ideal % frames) and (c.role, c.speed) == ("window", rate)
         if rate in (1.0, 2.0) and ideal[-1] <= frames - 1:
             assert (np.diff(c.indices) == rate).all()
+    assert sliding_count(frames, T=T, stride=stride, rate=rate, short="loop") == len(clips)
+
+
+@given(frames_st, T_st, st.integers(1, 32), st.integers(1, 50))
+def test_sliding_chunks_cover_the_windows_once_in_order(frames, T, stride, chunk):
+    whole = sliding_plan(frames, T=T, stride=stride)
+    chunks = [sliding_plan(frames, T=T, stride=stride, first=first, count=chunk)
+              for first in range(0, sliding_count(frames, T=T, stride=stride), chunk)]
+    assert [c for part in chunks for c in part] == whole and all(1 <= len(part) <= chunk for part in chunks)
+    with pytest.raises(ValueError):
+        sliding_plan(frames, T=T, stride=stride, first=len(whole))
 
 
 # --- registry and serialisation ---------------------------------------------------------------------

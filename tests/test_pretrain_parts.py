@@ -125,6 +125,22 @@ def test_rspnet_gradients_reach_online_encoder_and_heads_not_keys_and_queue_fill
     assert int(model.queue.ptr) == ptr + 4
 
 
+def test_momentum_split_over_accumulated_micro_batches_moves_keys_once_by_m():
+    """G forward passes at m ** (1 / G), online weights unchanged in between (gradient
+    accumulation), leave the key encoder where one update by m would."""
+    model = _tiny_rspnet(momentum=0.9, micro_batches=3)
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(torch.randn_like(p))  # the online encoder moves away from its momentum copy
+    before = [p.clone() for p in model.key_backbone.parameters()]
+    online = [p.clone() for p in model.backbone.parameters()]
+    video, batch = _triplets(2)
+    for _ in range(3):
+        model(video, batch)
+    for k0, o, k in zip(before, online, model.key_backbone.parameters()):
+        assert torch.allclose(k, 0.9 * k0 + 0.1 * o, atol=1e-6)
+
+
 def test_rspnet_grouped_and_shuffled_forward_is_exact_bookkeeping():
     """With BN on running statistics (eval mode) grouping cannot change any value: so the keys
     computed through the shuffled groups equal the keys computed in one batch, row for row."""

@@ -118,6 +118,13 @@ def test_errors_are_one_line_and_exit_2(indexed, synthetic_kinetics, tiny_checkp
     (moved / "index.json").write_text(json.dumps(sidecar))
     code, err = _query(capsys, clip, "--index", moved)
     assert code == 2 and "no longer holds the model" in err
+    # the store the index points at was moved, or exported again
+    for change, message in [({"store": str(tmp_path / "moved.zarr")}, "is gone"), ({"identity": "0" * 16}, "exported again")]:
+        sidecar = json.loads((indexed / "index.json").read_text())
+        sidecar["sources"][0].update(change)
+        (moved / "index.json").write_text(json.dumps(sidecar))
+        code, err = _query(capsys, clip, "--index", moved)
+        assert code == 2 and message in err and err.count("\n") == 1, err
 
 
 @given(st.lists(st.floats(-1, 1), min_size=1, max_size=60), st.integers(0, 5), st.integers(1, 6))

@@ -102,7 +102,7 @@ def test_frame_curve_interpolates_between_window_middles():
 
 @given(speedups, st.floats(0, 1), st.sampled_from([24, 25, 30, 29.97]))
 def test_retime_plan_lasts_exactly_input_over_rate(V, where, fps):
-    rate = round(1 + where * (V.max() - 1), 2)
+    rate = 1 + where * (V.max() - 1)  # any float: e.g. 1.23456 must work
     S = smooth_speedup(V, rate, 10)
     source, fps_out = plan(S, fps, rate=rate)
     L = len(V)
@@ -230,6 +230,12 @@ def test_commands_refuse_bad_input(tiny_checkpoint, tiny_speednet_checkpoint, tm
     assert speedup_main([str(bad), "--checkpoint", str(tiny_speednet_checkpoint), "--rate", "0.5", "-o",
                          str(tmp_path / "x.mp4")]) == 2
     assert "--rate must be at least 1" in capsys.readouterr().err
+    assert speediness_main([str(bad), "--checkpoint", str(bad)]) == 2  # not a checkpoint at all
+    assert "is not a checkpoint written by jobs.pretrain" in capsys.readouterr().err
+    for args in (["--size", "0"], ["--alpha", "-1", "-o", str(tmp_path / "x.mp4")]):  # refused before any work
+        with pytest.raises(SystemExit) as exit:
+            (speedup_main if "--alpha" in args else speediness_main)([str(bad), "--checkpoint", str(bad), *args])
+        assert exit.value.code == 2
 
 
 def test_rspnet_similarity_maps_follow_equation_4(synthetic_splits, tiny_checkpoint, slow_motion_video, tmp_path,

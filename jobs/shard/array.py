@@ -16,11 +16,12 @@ from jobs.shard.plan import ShardPlan
 from jobs.shard.run import STATE_DIR, pending_shards, run_shards, split_paths
 
 
-def shard_task(out: str, split: str, indices: list[int], workers: int) -> int:
-    """One array task: write shards ``indices`` of ``split``. Returns how many it wrote."""
-    plan = ShardPlan.load(split_paths(Path(out), split)["plan"])
-    run_shards(Path(out), plan, indices, workers, progress=False)
-    return len(indices)
+def shard_task(out: str, work: list[tuple[str, int]], workers: int) -> int:
+    """One array task: write the shards ``work`` names as (split, index). Returns how many it wrote."""
+    for split in dict.fromkeys(s for s, _ in work):
+        plan = ShardPlan.load(split_paths(Path(out), split)["plan"])
+        run_shards(Path(out), plan, [i for s, i in work if s == split], workers, progress=False)
+    return len(work)
 
 
 def submit(out: Path, plans: list[ShardPlan], *, cluster: str, tasks: int, workers: int, partition: str | None,
@@ -33,9 +34,7 @@ def submit(out: Path, plans: list[ShardPlan], *, cluster: str, tasks: int, worke
     groups = [work[t::tasks] for t in range(tasks)]  # round-robin: tasks get similar loads
     executor = make_executor(cluster, out / STATE_DIR / "slurm", name="shard", time_min=time_min,
                              cpus_per_task=workers, mem_gb=mem_gb, partition=partition)
-    calls = [(str(out), split, [i for s, i in group if s == split], workers)
-             for group in groups for split in dict.fromkeys(s for s, _ in group)]
-    return executor.map_array(shard_task, *zip(*calls))
+    return executor.map_array(shard_task, [str(out)] * tasks, groups, [workers] * tasks)  # one task per group
 
 
 def wait(jobs, poll_s: float = 5.0) -> list[str]:

@@ -27,7 +27,7 @@ from jobs.shard.plan import ShardPlan, assign_shards, videos_per_shard_for
 from jobs.shard.sources import Listing, SourceVideo
 from jobs.shard.tar_writer import ShardTarWriter, remove_stale_partials
 from jobs.shard.transcode import CODECS, EncodeSettings, Rejected, normalize
-from pipeline.shard_format import SampleMeta, shard_name
+from pipeline.shard_format import SampleMeta, index_path, shard_name
 
 STATE_DIR = ".shard-job"
 PILOT_VIDEOS = 4
@@ -229,8 +229,10 @@ def run_shards(out: Path, plan: ShardPlan, indices: list[int], workers: int, pro
     paths = split_paths(out, plan.split)
     pending = set(pending_shards(plan, out))
     indices = [i for i in indices if i in pending]
-    for i in indices:
-        remove_stale_partials(paths["dir"] / shard_name(plan.split, i))
+    for i in indices:  # what killed runs of these shards left: the tar, its index, its done record
+        tar = paths["dir"] / shard_name(plan.split, i)
+        for path in (tar, index_path(tar), done_record(paths, i)):
+            remove_stale_partials(path)
     encode = EncodeSettings(**plan.identity["settings"]["encode"])
     results = transcode_in_order((plan.entries[k] for i in indices for k in plan.shards[i]), encode, workers)
     total = sum(len(plan.shards[i]) for i in indices)
