@@ -15,8 +15,9 @@ sample adjacent, in sample order:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from pipeline.graph import FEEDS
 from pipeline.plans import Clip, TooShort
 from pipeline.shards import ShardIndex
 
+SPARE_TRIES = 64  # spare samples tried for a batch none of whose own samples fit, before it is skipped
 BLUR_OFF_SIGMA = 0.01  # DALI needs sigma > 0 per frame; this kernel is the identity in uint8
 
 
@@ -36,18 +38,34 @@ class PreparedBatch:
 
 
 def prepare_batch(index: ShardIndex, positions: np.ndarray, plan: Callable[[int, np.random.Generator], list[Clip]],
-                  augment: AugmentConfig, rng: np.random.Generator, epoch: int, step: int) -> PreparedBatch:
+                  augment: AugmentConfig, rng: np.random.Generator, epoch: int, step: int,
+                  fill_to: int = 0, spare: Iterator[int] = iter(())) -> PreparedBatch:
+    """The batch of the samples at ``positions`` (those too short for the plan left out, in
+    ``too_short``). ``fill_to``: when samples were left out (here, or by the caller), draw new clips
+    of the batch's other samples, in turn, until it holds that many (or, when none is left, of the
+    ``spare`` positions, in order); so in training every rank's batch keeps its size and no rank
+    waits on another at a collective."""
     feeds: dict[str, list[np.ndarray]] = {name: [] for name in FEEDS}
     info: dict = {k: [] for k in ("keys", "sample", "label", "label_index", "role", "speed", "aug_group", "indices",
                                   "clips_per_sample")}
     too_short = []
     side = batch_size_draw(augment, rng)
-    for pos in positions:
-        meta, data = index.read(int(pos))
+    todo, used, own = [int(p) for p in positions], [], len(positions)
+    spare = itertools.islice(spare, SPARE_TRIES)
+    while todo:
+        pos = todo.pop(0)
+        meta, data = index.read(pos)
         try:
             clips = plan(meta.frames, rng)
+            used.append(pos)
         except TooShort:
-            too_short.append(meta.key)
+            clips = None
+            if own > 0:  # a spare is counted at its own step
+                too_short.append(meta.key)
+        own -= 1
+        if not todo and len(used) < fill_to:  # new draws of the samples that fit, in turn
+            todo = used[: fill_to - len(used)] if used else [p for p in [next(spare, None)] if p is not None]
+        if clips is None:
             continue
         params = sample_params(augment, meta.height, meta.width, clips, side, rng)
         wanted = np.concatenate([np.asarray(c.indices) for c in clips])

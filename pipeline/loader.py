@@ -8,13 +8,15 @@ What each rank reads at each step is a pure function of (seed, epoch, rank, step
 (``pipeline.order``), plans and augmentation are drawn from a generator seeded by the same four
 numbers, so the same seed gives the same batches and ``VideoLoader(..., epoch=e, step=s)`` continues
 exactly where a loader stopped (``state_dict``). A sample DALI cannot decode is dropped, counted in
-``dropped``, and the epoch goes on.
+``dropped``, and the epoch goes on; in training (shuffled, the whole set) the batch is topped up
+with new clips of its other samples, so every rank keeps the same batch size and step count.
 """
 
 from __future__ import annotations
 
 import collections
 import io
+import itertools
 from functools import partial
 from typing import Iterator
 
@@ -60,10 +62,12 @@ class _Source:
     def __call__(self, _info=None):
         ld = self.loader
         while self.step < ld.steps_per_epoch:
-            positions = order.batch_positions(ld._order, self.step, ld.batch_size)
-            positions = [p for p in positions if ld.index.samples[p].key not in ld.bad_keys]
+            positions = [p for p in order.batch_positions(ld._order, self.step, ld.batch_size) if ld._usable(p)]
             rng = order.step_rng(ld.seed, ld.epoch, ld.rank, self.step)
-            batch = prepare_batch(ld.index, np.array(positions, int), ld._plan, ld.augment, rng, ld.epoch, self.step)
+            after = (self.step + 1) * ld.batch_size  # a batch with no usable sample borrows the next ones
+            spare = (int(p) for p in itertools.chain(ld._order[after:], ld._order[:after]) if ld._usable(p))
+            batch = prepare_batch(ld.index, np.array(positions, int), ld._plan, ld.augment, rng, ld.epoch, self.step,
+                                  fill_to=ld.batch_size if ld.training else 0, spare=spare)
             self.step += 1
             if not batch.feeds["encoded"]:
                 self.skipped.extend(batch.too_short)
@@ -102,7 +106,7 @@ class VideoLoader:
             raise ValueError(f"samples must be positions below {len(self.index)}")
         mine = len(self.samples) if self.samples is not None else \
             len(order.epoch_order(len(self.index), 0, seed, rank, world, shuffle))
-        self.steps_per_epoch = order.steps_per_epoch(mine, batch_size, drop_last=shuffle and self.samples is None)
+        self.steps_per_epoch = order.steps_per_epoch(mine, batch_size, drop_last=self.training)
         if self.steps_per_epoch == 0:
             raise ValueError(f"{len(self.index)} samples make no batch of {batch_size} on {world} ranks")
         self.dropped: list[dict] = []
@@ -110,6 +114,15 @@ class VideoLoader:
 
     def __len__(self) -> int:
         return self.steps_per_epoch
+
+    @property
+    def training(self) -> bool:
+        """Shuffled epochs of the whole set: batches are topped up to ``batch_size`` when samples are
+        dropped (``pipeline.batches.prepare_batch``), so ranks stay in step."""
+        return self.shuffle and self.samples is None
+
+    def _usable(self, position: int) -> bool:
+        return self.index.samples[position].key not in self.bad_keys
 
     @property
     def _blur(self) -> bool:

@@ -178,7 +178,7 @@ def test_undecodable_sample_is_dropped_and_counted(synthetic_shards, tmp_path):
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_each_dropped_sample_is_counted_once_even_when_batches_are_rerun(synthetic_shards, tmp_path, seed):
+def test_dropped_samples_are_counted_once_and_batches_keep_their_size(synthetic_shards, tmp_path, seed):
     """DALI prepares batches ahead; a rerun after an undecodable sample prepares them again."""
     for p in synthetic_shards.glob("*-00000[01].*"):
         shutil.copy(p, tmp_path)
@@ -192,9 +192,17 @@ def test_each_dropped_sample_is_counted_once_even_when_batches_are_rerun(synthet
         w.commit()
     loader = VideoLoader(tmp_path, plan="rspnet", plan_options={"short": "skip"}, batch_size=2, device="cpu",
                          seed=seed)
-    seen = {k for _, ks, _, _ in _epoch(loader) for k in ks}
+    batches = _epoch(loader)
+    seen = {k for _, ks, _, _ in batches for k in ks}
     assert sorted(d["key"] for d in loader.dropped) == ["broken", "short"]
     assert len(seen) == 8 and not seen & {"broken", "short"}
+    # training batches are topped up with new clips of their other samples: every rank keeps its
+    # batch size and its step count, so none waits on another at a collective
+    assert len(batches) == loader.steps_per_epoch and all(len(ks) == 2 * 3 for _, ks, _, _ in batches)
+    for rank in (0, 1):
+        ranked = VideoLoader(tmp_path, plan="rspnet", plan_options={"short": "skip"}, batch_size=2, device="cpu",
+                             seed=seed, rank=rank, world=2)
+        assert [len(ks) for _, ks, _, _ in _epoch(ranked)] == [6] * ranked.steps_per_epoch
 
 
 def test_too_short_videos_follow_the_stated_policy(synthetic_shards):
