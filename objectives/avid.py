@@ -61,8 +61,8 @@ def _gather(x: torch.Tensor) -> torch.Tensor:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
     world = dist.get_world_size()
-    counts = [torch.zeros((), dtype=torch.long, device=x.device) for _ in range(world)]
-    dist.all_gather(counts, torch.tensor(len(x), device=x.device))
+    counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([len(x)], device=x.device))
     padded = x.new_zeros((int(max(counts)), *x.shape[1:]))
     padded[: len(x)] = x
     parts = [torch.empty_like(padded) for _ in range(world)]

@@ -83,5 +83,11 @@ class ShardIndex:
             os.close(fd)
         self._files.clear()
 
+    def __del__(self):  # many short-lived indexes (one per loader, per query) must not leak descriptors
+        try:
+            self.close()
+        except (OSError, AttributeError, TypeError):  # at interpreter exit, or a half-built index
+            pass
+
     def __getstate__(self):  # picklable for worker processes: descriptors are reopened there
         return {**self.__dict__, "_files": {}}
