@@ -170,12 +170,14 @@ def read_embeddings(path: Path, level: str = "clips") -> tuple[np.ndarray, np.nd
         raise ValueError(f"{path} is incomplete: run the same export again to finish it")
     if level not in ("clips", "videos"):
         raise ValueError(f"level must be clips or videos, not {level!r}")
-    emb = root[level]["embedding"][:].astype(np.float32)
+    stored = root[level]["embedding"][:]  # float16; converted only for the rows kept, to spare memory
     # Padding rows, and videos the loader could not decode, are all zeros.
-    valid = root["clips"]["video"][:] >= 0 if level == "clips" else np.abs(emb).sum(axis=1) > 0
+    valid = root["clips"]["video"][:] >= 0 if level == "clips" else np.abs(stored).max(axis=1) > 0
     ids = np.flatnonzero(valid)
-    emb = emb[ids]
-    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)  # undo float16 rounding of the norm
+    emb = stored[ids].astype(np.float32)
+    del stored
+    norms = np.sqrt(np.einsum("ij,ij->i", emb, emb))[:, None]  # no (n, D) temporary
+    emb /= np.maximum(norms, 1e-12)  # undo float16 rounding of the norm
     return emb, ids.astype(np.int64)
 
 

@@ -9,7 +9,9 @@ head g_m (``--head m``, motion) or g_a (``--head a``, appearance); it needs line
 pixels. By default the absolute value is normalised to [0, 1] over the whole video (which regions
 matter, SpeedNet figure 8); ``--signed`` keeps the sign, scaled to [-1, 1] (SpeedNet: red evidence
 for "sped up", blue for "normal", figure 9). Writes the heat maps over the frames the network saw (centre crop ``--size``)
-as ``OUT/cam.mp4`` and, unless ``--no-png``, ``OUT/frames/frame-NNNNNN.png``.
+as ``OUT/cam.mp4`` and, unless ``--no-png``, ``OUT/frames/frame-NNNNNN.png``. The video is read twice,
+a bounded chunk of windows at a time (maps first, then frames to blend them into), so memory does not
+grow with its length.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from jobs import checkpoint, retime
-from jobs.embed import loader_device
+from jobs.embed import video_windows
 from jobs.speediness import add_model_arguments, normalise
-from pipeline.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
-from pipeline.loader import VideoLoader
+from pipeline.augment import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.shards import ShardIndex
 
 
@@ -41,9 +44,10 @@ def unnormalise(clips: torch.Tensor) -> np.ndarray:
     return rgb.permute(0, 2, 3, 4, 1).numpy()
 
 
-def normalise_maps(maps: np.ndarray, signed: bool) -> np.ndarray:
-    """|maps| / max |maps| in [0, 1], or maps / max |maps| in [-1, 1] when ``signed``; all zero stays zero."""
-    scale = float(np.abs(maps).max())
+def normalise_maps(maps: np.ndarray, signed: bool, scale: float | None = None) -> np.ndarray:
+    """|maps| / max |maps| in [0, 1], or maps / max |maps| in [-1, 1] when ``signed``; all zero stays
+    zero. ``scale``: the max |maps| to use (a whole video's, when ``maps`` is part of it)."""
+    scale = float(np.abs(maps).max()) if scale is None else scale
     scaled = maps / scale if scale > 0 else np.zeros_like(maps)
     return scaled if signed else np.abs(scaled)
 
@@ -59,44 +63,92 @@ def overlay(frames: np.ndarray, maps: np.ndarray, signed: bool, opacity: float =
     return np.clip((1 - opacity) * frames + opacity * 255 * colours, 0, 255).astype(np.uint8)
 
 
-def map_function(path: Path, head: str, device: str):
-    """(N, 3, T, H, W) clips -> (N, T', H', W') activation maps, for the model in checkpoint ``path``."""
+@dataclass
+class Cam:
+    """A checkpoint's activation maps in two stages, so that a long video can be read a chunk of
+    windows at a time: ``embed`` each window's clip (what it needs of the window alone), then
+    ``maps`` of all windows together (RSPNet pairs each window with the next)."""
+
+    embed: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+    maps: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+    def __call__(self, clips: torch.Tensor) -> torch.Tensor:
+        """(N, 3, T, H, W) clips of consecutive windows -> (N, T', H', W') activation maps."""
+        return self.maps(*self.embed(clips))
+
+
+def map_function(path: Path, head: str, device: str) -> Cam:
+    """The activation maps of the model in checkpoint ``path``."""
     if not Path(path).is_file():
         raise ValueError(f"no checkpoint at {path}")
     model, config = checkpoint.load_pretext(Path(path))
     model.to(device).eval()
     if config.model.method == "speednet":
-        return model.net.activation_map
+        return Cam(embed=lambda clips: (model.net.activation_map(clips), None), maps=lambda act, _: act)
     projection = model.g_m if head == "m" else getattr(model, "g_a", None)
     if not isinstance(projection, torch.nn.Linear):
         raise ValueError(f"RSPNet CAM needs a linear g_{head} head (model.options.head_hidden = 0), "
                          f"this checkpoint's is {type(projection).__name__}")
 
-    def similarity_maps(clips: torch.Tensor) -> torch.Tensor:
+    def embed(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         F_i = model.backbone.forward_features(clips)  # (N, C, T', H', W')
-        e = projection(F_i.mean(dim=(2, 3, 4)))  # W x + b of every window
+        return F_i, projection(F_i.mean(dim=(2, 3, 4)))  # and W x + b of every window
+
+    def similarity_maps(F_i: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         partner = torch.cat([e[1:], e[-2:-1]]) if len(e) > 1 else e  # the next window; the last: the one before
         return torch.einsum("nd,dc,nc...->n...", partner, projection.weight, F_i)
 
-    return similarity_maps
+    return Cam(embed, similarity_maps)
+
+
+def _windows(tars: list[Path], T: int, size: int, device: str, memory_mb: float):
+    """Consecutive T-frame windows of the video, as loader batches of a bounded number of windows."""
+    return video_windows(tars, T=T, stride=T, rate=1.0, size=size, device=device, memory_mb=memory_mb)
 
 
 @torch.no_grad()
-def activation_maps(maps_of, tars: list[Path], *, T: int = 16, size: int = 224, device: str = "cpu"
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(frames (F, size, size, 3) uint8, maps (F, size, size) float) over consecutive windows of T frames;
-    ``maps_of`` takes a batch of clips to their (n, T', H', W') maps."""
-    options = {"T": T, "stride": T, "rate": 1.0}
-    common = dict(plan="sliding", plan_options=options, augment=AugmentConfig("eval", out=size), batch_size=1,
-                  device=loader_device(device), shuffle=False)
-    (clips, batch), = list(VideoLoader(tars, **common))
-    act = maps_of(clips.to(device)).float()  # (n, T', H', W'), all windows at once: RSPNet pairs neighbours
-    maps = F.interpolate(act[:, None], size=(T, size, size), mode="trilinear", align_corners=False)[:, 0].cpu()
-    maps = maps.numpy().reshape(-1, size, size)
-    frames = unnormalise(clips).reshape(-1, size, size, 3)
-    # windows stop where a whole one no longer fits; padded frames past the end are dropped
-    count = min(len(frames), int(batch["indices"].max()) + 1)
-    return frames[:count], maps[:count]
+def activation_maps(cam: Cam, tars: list[Path], *, T: int = 16, size: int = 224, device: str = "cpu",
+                    memory_mb: float = 512) -> tuple[torch.Tensor, int]:
+    """The maps (W, T', H', W') of every consecutive T-frame window, at the network's resolution,
+    and how many frames they cover (whole windows only: padded frames past the end are not)."""
+    parts, vectors, last = [], [], 0
+    for clips, batch in _windows(tars, T, size, device, memory_mb):
+        features, vector = cam.embed(clips.to(device))
+        parts.append(features.float().cpu())
+        vectors.append(None if vector is None else vector.float().cpu())
+        last = int(batch["indices"].max())
+    features = torch.cat(parts)
+    return cam.maps(features, None if vectors[0] is None else torch.cat(vectors)), last + 1
+
+
+def upsample(maps: torch.Tensor, T: int, size: int) -> np.ndarray:
+    """(n, T', H', W') maps -> (n * T, size, size), one per frame of the windows."""
+    up = F.interpolate(maps[:, None].float(), size=(T, size, size), mode="trilinear", align_corners=False)
+    return up[:, 0].numpy().reshape(-1, size, size)
+
+
+def window_frames(tars: list[Path], *, T: int = 16, size: int = 224, device: str = "cpu",
+                  memory_mb: float = 512) -> Iterator[np.ndarray]:
+    """Each window's frames as the network saw them, (T, size, size, 3) uint8, window by window."""
+    for clips, _ in _windows(tars, T, size, device, memory_mb):
+        yield from unnormalise(clips)
+
+
+def heat_frames(tars: list[Path], maps: torch.Tensor, count: int, *, T: int, size: int, signed: bool,
+                device: str = "cpu", memory_mb: float = 512) -> Iterator[np.ndarray]:
+    """The ``count`` frames the network saw with their maps blended in, frame by frame (the video is
+    decoded a second time rather than held: memory stays bounded). Maps are scaled by their largest
+    magnitude over the whole video."""
+    scale = max(float(np.abs(upsample(part, T, size)).max()) for part in torch.split(maps, 64))
+    frames = (frame for window in window_frames(tars, T=T, size=size, device=device, memory_mb=memory_mb)
+              for frame in window)
+    for part in torch.split(maps, 64):
+        for heat in overlay(np.stack([next(frames) for _ in range(len(part) * T)]),
+                            normalise_maps(upsample(part, T, size), signed, scale), signed):
+            if count <= 0:
+                return
+            count -= 1
+            yield heat
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,27 +162,34 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out = args.out or Path(f"{args.video.stem}-cam")
     try:
-        maps_of = map_function(args.checkpoint, args.head, device)
+        cam = map_function(args.checkpoint, args.head, device)
         with tempfile.TemporaryDirectory(prefix="speedrep-cam-") as work:
             tars = normalise(args.video, Path(work))
             fps = ShardIndex(tars).read_meta(0).fps
-            frames, maps = activation_maps(maps_of, tars, T=args.frames, size=args.size, device=device)
+            maps, count = activation_maps(cam, tars, T=args.frames, size=args.size, device=device)
+            out.mkdir(parents=True, exist_ok=True)
+            if not args.no_png:
+                (out / "frames").mkdir(exist_ok=True)
+            heat = heat_frames(tars, maps, count, T=args.frames, size=args.size, signed=args.signed, device=device)
+            retime.write(_saving_pngs(heat, None if args.no_png else out / "frames"), np.arange(count),
+                         Fraction(fps).limit_denominator(1001), out / "cam.mp4")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    heat = overlay(frames, normalise_maps(maps, args.signed), args.signed)
-    out.mkdir(parents=True, exist_ok=True)
-    retime.write(iter(heat), np.arange(len(heat)), Fraction(fps).limit_denominator(1001), out / "cam.mp4")
-    if not args.no_png:
-        from PIL import Image
-
-        (out / "frames").mkdir(exist_ok=True)
-        for i, image in enumerate(heat):
-            Image.fromarray(image).save(out / "frames" / f"frame-{i:06d}.png")
     kind = "signed, scaled to [-1, 1]" if args.signed else "absolute, normalised to [0, 1]"
-    print(f"{args.video}: {len(heat)} frames of {kind} activation maps -> {out}/cam.mp4"
+    print(f"{args.video}: {count} frames of {kind} activation maps -> {out}/cam.mp4"
           + ("" if args.no_png else f", {out}/frames/"))
     return 0
+
+
+def _saving_pngs(frames: Iterator[np.ndarray], folder: Path | None) -> Iterator[np.ndarray]:
+    """``frames`` passed on, each also saved as ``folder/frame-NNNNNN.png`` (none when folder is None)."""
+    from PIL import Image
+
+    for i, frame in enumerate(frames):
+        if folder is not None:
+            Image.fromarray(frame).save(folder / f"frame-{i:06d}.png")
+        yield frame
 
 
 if __name__ == "__main__":

@@ -195,17 +195,22 @@ def test_cam_maps_and_command(slow_motion_video, tiny_speednet_checkpoint, tmp_p
     assert a.min() >= 0 and a.max() == pytest.approx(1) and np.abs(s).max() == pytest.approx(1)
     assert (np.sign(s) == np.sign(maps)).all() and np.allclose(np.abs(s), a)
     # the overlaid frames are the decoded frames the network saw, recovered from its input
-    from jobs.cam import activation_maps, map_function
+    from jobs.cam import activation_maps, map_function, window_frames
     from jobs.speediness import normalise
     from pipeline.augment import AugmentConfig
     from pipeline.loader import VideoLoader
 
     tars = normalise(slow_motion_video["path"], tmp_path / "work")
-    frames, maps = activation_maps(map_function(tiny_speednet_checkpoint, "m", "cpu"), tars, size=64)
+    cam = map_function(tiny_speednet_checkpoint, "m", "cpu")
+    maps, count = activation_maps(cam, tars, size=64)
+    window_mb = 16 * 3 * 64 * 64 * 4 / 2**20
+    chunked, _ = activation_maps(cam, tars, size=64, memory_mb=5 * window_mb)  # 12 windows in chunks of 5
+    assert count == 192 and maps.shape[0] == 12 and torch.allclose(chunked, maps, atol=1e-5)
+    frames = np.concatenate(list(window_frames(tars, size=64, memory_mb=5 * window_mb)))
     (raw, _), = list(VideoLoader(tars, plan="sliding", plan_options={"T": 16, "stride": 16}, normalize=False,
                                  augment=AugmentConfig("eval", out=64), batch_size=1, device="cpu", shuffle=False))
-    raw = np.asarray(raw).reshape(-1, 64, 64, 3)[: len(frames)]
-    assert frames.shape == raw.shape == (192, 64, 64, 3) and maps.shape == (192, 64, 64)
+    raw = np.asarray(raw).reshape(-1, 64, 64, 3)
+    assert frames.shape == raw.shape == (192, 64, 64, 3)
     assert np.abs(frames.astype(int) - raw).max() <= 1
     for signed in (False, True):
         out = tmp_path / f"cam-{signed}"
