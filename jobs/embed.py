@@ -69,7 +69,8 @@ def window_embeddings(backbone: Backbone, shards, *, T: int = 16, stride: int = 
 
     All windows of a video are decoded in one loader batch (each frame once), so memory grows with a
     video's length: about windows x T x 3 x size^2 x 4 bytes for ``batch_size`` 1. Right for a
-    collection of clips (the export); one long video is better read by ``windows_of_video``."""
+    collection of short clips; a long video is better read by ``windows_of_video`` (the export
+    sends each video whose windows would not fit 512 MB there)."""
     loader = VideoLoader(shards, plan="sliding", plan_options={"T": T, "stride": stride, "rate": rate},
                          augment=AugmentConfig("eval", out=size), batch_size=batch_size,
                          device=loader_device(device), shuffle=False, samples=samples)
@@ -82,6 +83,11 @@ def window_embeddings(backbone: Backbone, shards, *, T: int = 16, stride: int = 
             yield batch["keys"][rows[0]], indices[rows], features[rows]
 
 
+def windows_in(memory_mb: float, *, T: int, size: int) -> int:
+    """How many float32 windows of T frames at ``size`` x ``size`` fit ``memory_mb`` (at least one)."""
+    return max(1, int(memory_mb * 2**20 // (T * 3 * size * size * 4)))
+
+
 def video_windows(shards, *, T: int = 16, stride: int = 8, rate: float = 1.0, size: int = 112,
                   device: str = "cpu", position: int = 0, memory_mb: float = 512
                   ) -> Iterator[tuple[torch.Tensor, dict]]:
@@ -90,7 +96,7 @@ def video_windows(shards, *, T: int = 16, stride: int = 8, rate: float = 1.0, si
     Each chunk is a decoder pass from the video's start: a long video costs some decoding more."""
     index = ShardIndex(shards if isinstance(shards, list) else resolve_shards(shards))
     total = sliding_count(index.read_meta(position).frames, T=T, stride=stride, rate=rate)
-    chunk = max(1, int(memory_mb * 2**20 // (T * 3 * size * size * 4)))
+    chunk = windows_in(memory_mb, T=T, size=size)
     for first in range(0, total, chunk):
         yield from VideoLoader(index.tars, plan="sliding", augment=AugmentConfig("eval", out=size),
                                plan_options={"T": T, "stride": stride, "rate": rate, "first": first, "count": chunk},
@@ -107,4 +113,6 @@ def windows_of_video(backbone: Backbone, shards, *, T: int = 16, stride: int = 8
                                       position=position, memory_mb=memory_mb):
         rows.append(torch.nn.functional.normalize(_pooled(backbone, video, pool, device, max_clips), dim=1).numpy())
         indices.append(batch["indices"].numpy())
+    if not rows:  # the loader dropped the video (undecodable)
+        return np.zeros((0, T), np.int64), np.zeros((0, backbone.out_channels), np.float32)
     return np.concatenate(indices), np.concatenate(rows)

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from index import store
 from jobs import checkpoint
-from jobs.embed import video_embeddings, window_embeddings
+from jobs.embed import video_embeddings, window_embeddings, windows_in, windows_of_video
 from jobs.shard.files import find_videos, shard_files
 from jobs.shard.transcode import EncodeSettings, Rejected
 from models.base import POOLS, Backbone
@@ -111,7 +111,7 @@ def export_unit(root, unit: int, layout: store.Layout, metas: list, backbone: Ba
     clips = {"embedding": np.zeros((n, backbone.out_channels), np.float32), "video": np.full(n, -1, np.int32)}
     clips |= {name: np.zeros(n, dtype) for name, dtype in store.CLIP_COLUMNS.items() if name != "video"}
     common = dict(T=s.T, size=s.size, pool=s.pool, device=device, samples=videos)
-    for key, indices, emb in window_embeddings(backbone, tars, stride=s.stride, rate=s.rate, **common):
+    for key, indices, emb in _unit_windows(backbone, tars, videos, layout, metas, s, device):
         v = where[key]
         rows = slice(first[v], first[v] + len(emb))
         fps = metas[v].fps
@@ -130,6 +130,22 @@ def export_unit(root, unit: int, layout: store.Layout, metas: list, backbone: Ba
     store.write_unit(root, unit, clips, {
         "embedding": video_emb, "key": [metas[v].key for v in videos], "label": [metas[v].label or "" for v in videos],
         "fps": [metas[v].fps for v in videos], "frames": [metas[v].frames for v in videos]})
+
+
+def _unit_windows(backbone: Backbone, tars: list[Path], videos: list[int], layout: store.Layout, metas: list,
+                  s: ExportSettings, device: str, memory_mb: float = 512):
+    """(key, indices, embeddings) of each video's windows: a video whose windows fit ``memory_mb``
+    in one batch with the others, a longer one a bounded chunk at a time."""
+    fits = windows_in(memory_mb, T=s.T, size=s.size)
+    short = [v for v in videos if layout.windows[v] <= fits]
+    options = dict(T=s.T, stride=s.stride, rate=s.rate, size=s.size, pool=s.pool, device=device)
+    if short:
+        yield from window_embeddings(backbone, tars, samples=short, **options)
+    for v in videos:
+        if layout.windows[v] > fits:
+            indices, emb = windows_of_video(backbone, tars, position=v, memory_mb=memory_mb, **options)
+            if len(emb):  # else the loader dropped it, as window_embeddings would
+                yield metas[v].key, indices, emb
 
 
 def rank_and_world(rank: int | None, world: int | None) -> tuple[int, int]:

@@ -147,3 +147,21 @@ def test_one_long_video_read_in_chunks_gives_the_windows_of_one_pass(exported, t
     idx, emb = windows_of_video(backbone, tars, T=8, stride=4, size=32, position=1, memory_mb=5 * window_mb)
     assert len(whole) > 5 and np.array_equal(idx, whole_idx)  # several chunks of 5 windows
     assert np.allclose(emb, whole, atol=1e-5)
+
+
+def test_an_export_unit_reads_long_videos_in_chunks_and_gets_the_same_rows(exported, tiny_checkpoint):
+    from jobs.export import _unit_windows, plan_layout
+
+    _, tars = exported
+    backbone, _ = load_backbone(tiny_checkpoint)
+    layout, metas = plan_layout(ShardIndex(tars), SETTINGS)
+    videos = [0, 1, 2]
+    window_mb = SETTINGS.T * 3 * SETTINGS.size ** 2 * 4 / 2**20
+    assert min(layout.windows[v] for v in videos) > 2  # so 2 windows' memory makes every video "long"
+    chunked = {k: (i, e) for k, i, e in _unit_windows(backbone, tars, videos, layout, metas, SETTINGS, "cpu",
+                                                      memory_mb=2 * window_mb)}
+    whole = {k: (i, e) for k, i, e in window_embeddings(backbone, tars, T=SETTINGS.T, stride=SETTINGS.stride,
+                                                       size=SETTINGS.size, samples=videos)}
+    assert chunked.keys() == whole.keys() and len(whole) == 3
+    for key, (indices, emb) in whole.items():
+        assert np.array_equal(chunked[key][0], indices) and np.allclose(chunked[key][1], emb, atol=1e-5)
