@@ -64,7 +64,7 @@ speediness video *args:
 speedup video *args:
     {{python}} -m jobs.speedup "$1" "${@:2}"
 
-# Class-activation maps of SpeedNet over a video: just cam video.mp4 --checkpoint CKPT [--signed --out DIR]
+# Activation maps of SpeedNet (or RSPNet, linear heads) over a video: just cam video.mp4 --checkpoint CKPT [--signed --out DIR]
 cam video *args:
     {{python}} -m jobs.cam "$1" "${@:2}"
 

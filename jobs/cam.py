@@ -79,9 +79,7 @@ class Cam:
 
 def map_function(path: Path, head: str, device: str) -> Cam:
     """The activation maps of the model in checkpoint ``path``."""
-    if not Path(path).is_file():
-        raise ValueError(f"no checkpoint at {path}")
-    model, config = checkpoint.load_pretext(Path(path))
+    model, config = checkpoint.load_pretext(path)
     model.to(device).eval()
     if config.model.method == "speednet":
         return Cam(embed=lambda clips: (model.net.activation_map(clips), None), maps=lambda act, _: act)
@@ -138,8 +136,8 @@ def heat_frames(tars: list[Path], maps: torch.Tensor, count: int, *, T: int, siz
                 device: str = "cpu", memory_mb: float = 512) -> Iterator[np.ndarray]:
     """The ``count`` frames the network saw with their maps blended in, frame by frame (the video is
     decoded a second time rather than held: memory stays bounded). Maps are scaled by their largest
-    magnitude over the whole video."""
-    scale = max(float(np.abs(upsample(part, T, size)).max()) for part in torch.split(maps, 64))
+    magnitude over the whole video (trilinear upsampling never exceeds it)."""
+    scale = float(maps.abs().max())
     frames = (frame for window in window_frames(tars, T=T, size=size, device=device, memory_mb=memory_mb)
               for frame in window)
     for part in torch.split(maps, 64):

@@ -82,15 +82,31 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def load_pretext(path: Path):
-    """The pretext task saved in checkpoint ``path``, weights loaded, in eval mode; and its Config."""
+    """The pretext task saved in checkpoint ``path``, weights loaded, in eval mode; and its Config.
+    A missing file or one that is not a checkpoint raises ValueError saying so in one line."""
+    return pretext_of(load_checked(path))
+
+
+def load_checked(path: Path) -> dict:
+    """A checkpoint's saved state, its config checked to be readable (ValueError otherwise)."""
+    from jobs.config import from_dict
+
+    if not Path(path).is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    try:
+        state = load(path)
+        from_dict(state["config"])
+    except Exception as e:  # noqa: BLE001 - whatever the file is, the user needs one line
+        raise ValueError(f"{path} is not a checkpoint written by jobs.pretrain ({type(e).__name__})") from None
+    return state
+
+
+def pretext_of(state: dict):
+    """The pretext task of a saved ``state`` (``load_checked``), weights loaded, in eval mode; and its Config."""
     from jobs.config import from_dict
     from models.pretext import build_pretext
 
-    try:
-        state = load(path)
-        config = from_dict(state["config"])
-    except Exception as e:  # noqa: BLE001 - whatever the file is, the user needs one line
-        raise ValueError(f"{path} is not a checkpoint written by jobs.pretrain ({type(e).__name__})") from None
+    config = from_dict(state["config"])
     model = build_pretext(config.model.method, config.model.backbone, config.model.backbone_options,
                           seed=config.run.seed, **config.model.options)
     model.load_state_dict(state["model"])

@@ -73,8 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        if not args.checkpoint.is_file():
-            raise ValueError(f"no checkpoint at {args.checkpoint}")
         model, config = checkpoint.load_pretext(args.checkpoint)
         model.to(device)
         if args.task == "speed":

@@ -36,7 +36,7 @@ from jobs.embed import video_embeddings, window_embeddings, windows_in, windows_
 from jobs.shard.files import find_videos, shard_files
 from jobs.shard.transcode import EncodeSettings, Rejected
 from models.base import POOLS, Backbone
-from pipeline.plans import sliding_plan
+from pipeline.plans import sliding_count
 from pipeline.shards import ShardIndex, resolve_shards
 
 
@@ -73,9 +73,9 @@ def load_backbone(path: Path) -> tuple[Backbone, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    model, config = checkpoint.load_pretext(path)
+    state = checkpoint.load_checked(path)
+    model, config = checkpoint.pretext_of(state)
     backbone = model.backbone.eval()
-    state = checkpoint.load(path)
     described = {"checkpoint": str(path.resolve()), "step": int(state["step"]), "method": config.model.method,
                  "backbone": config.model.backbone, "backbone_options": dict(config.model.backbone_options),
                  "fingerprint": fingerprint(backbone), "config": state["config"]}
@@ -94,7 +94,7 @@ def encode_settings_of(tars: list[Path]) -> dict:
 
 def plan_layout(index: ShardIndex, s: ExportSettings) -> tuple[store.Layout, list]:
     metas = [index.read_meta(i) for i in range(len(index))]
-    windows = tuple(len(sliding_plan(m.frames, T=s.T, stride=s.stride, rate=s.rate)) for m in metas)
+    windows = tuple(sliding_count(m.frames, T=s.T, stride=s.stride, rate=s.rate) for m in metas)
     return store.Layout(windows, s.videos_per_unit, s.chunk_rows), metas
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jobs.speedup_solver import overall_rate
+
 X = 1.25
 K = 10
 RHOS = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -63,7 +65,7 @@ def choose_rho(curves: np.ndarray, factors: np.ndarray, rate: float) -> tuple[fl
     best = None
     for rho in RHOS:
         V = speedup_vector(curves, factors, rho)
-        gap = abs(len(V) / np.sum(1.0 / V) - rate)
+        gap = abs(overall_rate(V) - rate)
         if best is None or gap < best[0] - 1e-12:
             best = (gap, rho, V)
     return best[1], best[2]

@@ -47,9 +47,7 @@ class Analysis:
 
 
 def load_speednet(path: Path, device: str):
-    if not Path(path).is_file():
-        raise ValueError(f"no checkpoint at {path}")
-    model, config = checkpoint.load_pretext(Path(path))
+    model, config = checkpoint.load_pretext(path)
     if config.model.method != "speednet":
         raise ValueError(f"{path} is a {config.model.method} model: speediness needs a SpeedNet checkpoint")
     return model.net.to(device).eval()

@@ -63,7 +63,7 @@ class RSPNet(nn.Module):
         self.backbone = backbone
         self.motion, self.appearance = motion, appearance
         self.speeds, self.tau, self.gamma, self.lam = tuple(float(s) for s in speeds), tau, gamma, lam
-        self.momentum, self.bn_groups, self.seed = momentum, bn_groups, seed
+        self.bn_groups, self.seed = bn_groups, seed
         # L_m's weight: 1 / tau by default, as the released code ranks similarities over tau;
         # 1.0 gives the paper's equation with lambda = 1 (see objectives.rsp).
         self.rsp_scale = 1 / tau if rsp_scale is None else rsp_scale

@@ -237,6 +237,8 @@ def test_commands_refuse_bad_input(tiny_checkpoint, tiny_speednet_checkpoint, tm
     assert "--rate must be at least 1" in capsys.readouterr().err
     assert speediness_main([str(bad), "--checkpoint", str(bad)]) == 2  # not a checkpoint at all
     assert "is not a checkpoint written by jobs.pretrain" in capsys.readouterr().err
+    assert speediness_main([str(bad), "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
     for args in (["--size", "0"], ["--alpha", "-1", "-o", str(tmp_path / "x.mp4")]):  # refused before any work
         with pytest.raises(SystemExit) as exit:
             (speedup_main if "--alpha" in args else speediness_main)([str(bad), "--checkpoint", str(bad), *args])
