@@ -17,11 +17,18 @@ same losses as one never interrupted.
 
 The run folder holds ``run.json`` (config, command, code version, environment), ``metrics.jsonl``,
 ``tensorboard/``, ``curves.png`` and ``checkpoints/step-*.pt``.
+
+Debug record (opt-in, for tests of multi-process training): with ``PRETRAIN_RANK_RECORD=1`` in the
+environment, every process appends to ``ranks/rank-<r>.jsonl`` what it read and drew for each
+micro-batch (sample keys, frame indices, clip shape) and a digest of its weights at the start and after
+every optimiser step: enough to check that ranks split the data, draw their own clips and crops, and
+stay in sync.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -94,6 +101,10 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
         _write_run_record(run_dir, config, resume, accelerator, launch or {})
     book = Logbook(run_dir) if main else None
     bar = tqdm(total=total, initial=step, desc="pretrain", unit="step", disable=not (main and progress), dynamic_ncols=True)
+    record = _open_rank_record(run_dir, accelerator)
+    if record is not None:
+        _note(record, start=step, world=accelerator.num_processes,
+              weights=_weights_digest(accelerator.unwrap_model(model)))
     sums: dict[str, torch.Tensor] = {}
     count, last, tick, stopped = 0, {}, time.perf_counter(), False
     try:
@@ -101,6 +112,9 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
             batches_this_epoch = 0
             for video, batch in loader:
                 batches_this_epoch += 1
+                if record is not None:
+                    _note(record, step=step, epoch=batch["epoch"], loader_step=batch["step"], keys=batch["keys"],
+                          sample=batch["sample"].tolist(), indices=batch["indices"].tolist(), shape=list(video.shape))
                 with accelerator.accumulate(model):
                     _set_lr(optimizer, lr_at(step, total, peak, opt.warmup_steps))
                     out = model(video.to(accelerator.device, non_blocking=True), batch)
@@ -114,6 +128,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
                     continue
                 step += 1
                 bar.update(1)
+                if record is not None:
+                    _note(record, after_step=step, weights=_weights_digest(accelerator.unwrap_model(model)))
                 if step % run.log_every == 0 or step == total:
                     means = accelerator.reduce(torch.stack([sums[k] / count for k in sorted(sums)]), "mean")
                     last = dict(zip(sorted(sums), means.tolist()))
@@ -136,12 +152,39 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress: bool = 
                                    f"({loader.dropped[:3]} ...)")
     finally:
         bar.close()
+        if record is not None:
+            record.close()
         if book is not None:
             book.close()
     if main and (run_dir / "metrics.jsonl").exists():
         plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
     accelerator.end_training()
     return Outcome(step, total, stopped, last)
+
+
+def _open_rank_record(run_dir: Path, accelerator):
+    """The debug record of this process (see the module docstring), or None when not asked for."""
+    if os.environ.get("PRETRAIN_RANK_RECORD") != "1":
+        return None
+    # The process group's rank, not Accelerate's: an Accelerator that missed the group says 0 everywhere.
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else accelerator.process_index
+    path = run_dir / "ranks" / f"rank-{rank}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "a")
+
+
+def _note(record, **fields) -> None:
+    record.write(json.dumps(fields) + "\n")
+    record.flush()
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter's bytes: equal on two ranks exactly when their weights are."""
+    digest = hashlib.sha256()
+    for name, p in model.named_parameters():
+        digest.update(name.encode())
+        digest.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _anyone(flag: bool, accelerator) -> bool:

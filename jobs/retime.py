@@ -35,7 +35,9 @@ def plan(S, fps: float, rate: float | None = None) -> tuple[np.ndarray, Fraction
     n = max(1, round(D))
     starts = np.concatenate([[0.0], np.cumsum(u)[:-1]]) * (float(D) / u.sum())  # when each input frame begins
     positions = np.arange(n) * float(D) / n
-    source = np.clip(np.searchsorted(starts, positions, side="right") - 1, 0, len(u) - 1)
+    # a frame that starts within rounding error after an instant starts at it: uniform 3x takes
+    # frames 0, 3, 6, ..., not 0, 2, 5, ... where the float sum of thirds falls just short
+    source = np.clip(np.searchsorted(starts, positions + 1e-9 * float(D), side="right") - 1, 0, len(u) - 1)
     return source, Fraction(fps).limit_denominator(1001) * n / D
 
 

@@ -52,8 +52,7 @@ def _write_conf() -> None:
     if CONF.exists() and MARK not in CONF.read_text():
         return  # a cluster's own configuration: never overwritten
     host = socket.gethostname()
-    CONF.parent.mkdir(parents=True, exist_ok=True)
-    CONF.write_text(f"""{MARK}
+    text = f"""{MARK}
 ClusterName=speedrep-test
 SlurmctldHost={host}(127.0.0.1)
 SlurmUser=root
@@ -73,7 +72,13 @@ SlurmctldLogFile=/var/log/slurmctld.log
 SlurmdLogFile=/var/log/slurmd.log
 NodeName={host} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
-""")
+"""
+    if CONF.exists() and CONF.read_text() == text:
+        return  # a running cluster reads it: never rewrite it in place
+    CONF.parent.mkdir(parents=True, exist_ok=True)
+    tmp = CONF.with_name(f".{CONF.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, CONF)
 
 
 def _start_munge() -> None:

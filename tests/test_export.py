@@ -3,26 +3,43 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("nvidia.dali")
 
+from conftest import ffmpeg_frames  # noqa: E402
 from index import store  # noqa: E402
-from jobs.embed import video_embeddings, window_embeddings, windows_of_video  # noqa: E402
+from jobs.embed import window_embeddings, windows_of_video  # noqa: E402
 from jobs.export import ExportSettings, export, load_backbone, main as export_main  # noqa: E402
-from pipeline.plans import sliding_plan  # noqa: E402
 from pipeline.shards import ShardIndex, resolve_shards  # noqa: E402
 
 SETTINGS = ExportSettings(T=8, stride=8, size=32, video_clips=3, videos_per_unit=5, chunk_rows=16)
 COLUMNS = ("embedding", *store.CLIP_COLUMNS)
+
+# The VCOP protocol (16 frames, 10 clips) at a crop of 56: the eval transform resizes the short side
+# to round(56 / 0.875) = 64, which is the shards' stored short side, so no resize happens, only a
+# centre crop, and an independent decode can rebuild the model's input exactly.
+PROTOCOL = ExportSettings(T=16, stride=8, size=56, video_clips=10, videos_per_unit=5, chunk_rows=16)
+# swscale's YUV -> RGB with full chroma interpolation and accurate rounding: measured equal, pixel
+# for pixel, to DALI's CPU decode of these VP9 shards (plain ffmpeg differs by up to 72 levels).
+RGB = "scale=flags=bilinear+accurate_rnd+full_chroma_int+full_chroma_inp"
+MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255  # ImageNet, on 0..255 pixels
+STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+# float16 storage moves a unit row by at most 2**-11 (L2); any two different clips of the tiny
+# model are >= ~8e-3 apart (asserted below), so a row of the wrong clip cannot pass.
+TOL = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -39,32 +56,144 @@ def _arrays(path):
         f"videos/{c}": root["videos"][c][:] for c in ("embedding", "key", "label", "fps", "frames")}
 
 
-def test_rows_are_the_models_window_and_video_embeddings(exported, tiny_checkpoint):
-    path, tars = exported
-    root = store.open_store(path, mode="r")
-    backbone, model = load_backbone(tiny_checkpoint)
-    assert root.attrs["complete"] and root.attrs["model"] == model
-    assert root.attrs["clips"] == {"T": 8, "stride": 8, "rate": 1.0, "size": 32, "pool": "avg"}
-    index = ShardIndex(tars)
-    metas = [index.read_meta(i) for i in range(len(index))]
-    video = root["clips"]["video"][:]
-    emb = root["clips"]["embedding"][:].astype(np.float32)
-    direct = list(window_embeddings(backbone, tars, T=8, stride=8, size=32))
-    assert [k for k, _, _ in direct] == [m.key for m in metas] == list(root["videos"]["key"][:])
-    for v, (key, indices, expected) in enumerate(direct):
+@dataclass
+class Reference:
+    """One sample computed without the product's reader, loader or pooling."""
+
+    key: str
+    meta: dict
+    starts: np.ndarray  # window start frames
+    windows: dict  # pool -> (W, C) unit rows
+    video: dict  # pool -> (C,) unit row
+    one_clip: np.ndarray  # avg-pooled unit row of the first evaluation clip alone
+
+
+def _tar_samples(tar: Path):
+    """(key, meta, video bytes) per sample, in tar order, read with tarfile (not ShardIndex)."""
+    with tarfile.open(tar) as t:
+        members = {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
+    keys = list(dict.fromkeys(name.split(".", 1)[0] for name in members))
+    for key in keys:
+        (video,) = [data for name, data in members.items() if name.startswith(key + ".") and not name.endswith(".json")]
+        yield key, json.loads(members[key + ".json"]), video
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@torch.no_grad()
+def _pooled(backbone, frames: np.ndarray, starts, T: int, size: int) -> dict:
+    """Avg- and max-pooled last conv features of clips frames[s:s+T]: centre crop and ImageNet
+    normalisation by hand, (N, C, T, H, W) as the backbone takes it."""
+    h, w = frames.shape[1:3]
+    assert min(h, w) == round(size / 0.875) and (h - size) % 2 == 0 == (w - size) % 2  # an exact crop, no resize
+    top, left = (h - size) // 2, (w - size) // 2
+    x = (frames[:, top:top + size, left:left + size].astype(np.float32) - MEAN) / STD
+    clips = torch.from_numpy(np.stack([x[s:s + T] for s in starts])).permute(0, 4, 1, 2, 3)
+    features = backbone.forward_features(clips)
+    return {"avg": features.mean(dim=(2, 3, 4)).numpy(), "max": features.amax(dim=(2, 3, 4)).numpy()}
+
+
+@pytest.fixture(scope="module")
+def reference(synthetic_splits, tiny_checkpoint, ffmpeg, tmp_path_factory) -> list[Reference]:
+    """Every test-split video decoded by the independent FFmpeg, embedded as PROTOCOL documents."""
+    backbone, _ = load_backbone(tiny_checkpoint)
+    folder = tmp_path_factory.mktemp("reference")
+    T, stride, n = PROTOCOL.T, PROTOCOL.stride, PROTOCOL.video_clips
+    out = []
+    for tar in sorted((synthetic_splits / "test").glob("*.tar")):
+        for key, meta, data in _tar_samples(tar):
+            path = folder / f"{key}.{meta['container']}"
+            path.write_bytes(data)
+            frames = ffmpeg_frames(ffmpeg, path, RGB)
+            assert len(frames) == meta["frames"] >= T
+            # windows: every stride-th start whose T frames fit
+            starts = np.arange(0, len(frames) - T + 1, stride)
+            # evenly spaced: start i = (F - T) * i / (n - 1), rounded half up, in exact integers
+            even = [(2 * i * (len(frames) - T) + n - 1) // (2 * (n - 1)) for i in range(n)]
+            windows, clips = (_pooled(backbone, frames, s, T, PROTOCOL.size) for s in (starts, even))
+            out.append(Reference(key, meta, starts, {p: _unit(w) for p, w in windows.items()},
+                                 {p: _unit(c.mean(0)) for p, c in clips.items()}, _unit(clips["avg"][0])))
+    # the test's power: windows and videos are told apart far beyond TOL, and so are 1 clip and 10
+    rows = np.concatenate([r.windows["avg"] for r in out])
+    apart = np.linalg.norm(rows[:, None] - rows[None], axis=-1) + np.eye(len(rows))
+    assert apart.min() > 5 * TOL
+    assert min(np.linalg.norm(r.video["avg"] - r.one_clip) for r in out) > 5 * TOL
+    return out
+
+
+@pytest.fixture(scope="module")
+def protocol_exports(synthetic_splits, tiny_checkpoint, tmp_path_factory) -> dict:
+    """PROTOCOL exports: avg pooling of the whole test split, max pooling of its last shard."""
+    out = tmp_path_factory.mktemp("protocol")
+    tars = resolve_shards(synthetic_splits / "test")
+    assert len(tars) == 2
+    assert export(tiny_checkpoint, tars, out / "avg.zarr", PROTOCOL, progress=False)
+    assert export(tiny_checkpoint, tars[1:], out / "max.zarr", replace(PROTOCOL, pool="max"), progress=False)
+    return {"avg": out / "avg.zarr", "max": out / "max.zarr", "tars": tars}
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(a - b, axis=-1)
+
+
+def _assert_rows_are(root, reference: list[Reference], pool: str) -> None:
+    """Every window row and video row of ``root`` is its reference's, in the layout ``index.store`` says."""
+    clips, videos = root["clips"], root["videos"]
+    assert list(videos["key"][:]) == [r.key for r in reference]
+    assert list(videos["label"][:]) == [r.meta["label"] or "" for r in reference]
+    assert np.array_equal(videos["fps"][:], [r.meta["fps"] for r in reference])
+    assert np.array_equal(videos["frames"][:], [r.meta["frames"] for r in reference])
+    video = clips["video"][:]
+    emb = clips["embedding"][:].astype(np.float32)
+    columns = {c: clips[c][:] for c in store.CLIP_COLUMNS}
+    for v, r in enumerate(reference):
         rows = np.flatnonzero(video == v)
-        assert len(rows) == len(sliding_plan(metas[v].frames, T=8, stride=8)) == len(expected)
-        assert np.allclose(emb[rows], expected, atol=2e-3)  # float16 storage of unit vectors
-        assert np.array_equal(root["clips"]["start_frame"].get_coordinate_selection(rows), indices[:, 0])
-        assert np.array_equal(root["clips"]["end_frame"].get_coordinate_selection(rows), indices[:, -1] + 1)
-        assert np.allclose(root["clips"]["start_time"].get_coordinate_selection(rows), indices[:, 0] / metas[v].fps)
-    assert (np.abs(emb[video < 0]).sum() == 0) and (video >= 0).sum() == sum(len(e) for _, _, e in direct)
-    keys, labels, vids = video_embeddings(backbone, tars, T=8, clips=3, size=32)
-    assert np.allclose(root["videos"]["embedding"][:].astype(np.float32), vids, atol=2e-3)
-    assert list(root["videos"]["label"][:]) == labels
-    loaded, ids = store.read_embeddings(path, "clips")
-    assert np.array_equal(ids, np.flatnonzero(video >= 0))
-    assert np.allclose(np.linalg.norm(loaded, axis=1), 1, atol=1e-5)
+        fps = r.meta["fps"]
+        assert np.array_equal(columns["start_frame"][rows], r.starts), r.key
+        assert np.array_equal(columns["end_frame"][rows], r.starts + PROTOCOL.T)
+        assert np.allclose(columns["start_time"][rows], r.starts / fps)
+        assert np.allclose(columns["end_time"][rows], (r.starts + PROTOCOL.T) / fps)
+        assert np.all(columns["stride"][rows] == PROTOCOL.stride) and np.all(columns["rate"][rows] == 1.0)
+        assert _distance(emb[rows], r.windows[pool]).max() < TOL, r.key
+    assert (video >= 0).sum() == sum(len(r.starts) for r in reference)
+    assert not emb[video < 0].any()  # padding rows stay zero
+    expected = np.stack([r.video[pool] for r in reference])
+    assert _distance(videos["embedding"][:].astype(np.float32), expected).max() < TOL
+
+
+def test_rows_are_the_models_window_and_video_embeddings(protocol_exports, reference, tiny_checkpoint):
+    root = store.open_store(protocol_exports["avg"], mode="r")
+    _, model = load_backbone(tiny_checkpoint)
+    assert root.attrs["complete"] and root.attrs["model"] == model
+    assert root.attrs["clips"] == {"T": 16, "stride": 8, "rate": 1.0, "size": 56, "pool": "avg"}
+    assert root.attrs["videos"] == {"T": 16, "clips": 10, "size": 56, "pool": "avg"}
+    _assert_rows_are(root, reference, "avg")
+    loaded, ids = store.read_embeddings(protocol_exports["avg"], "clips")
+    assert np.array_equal(ids, np.flatnonzero(root["clips"]["video"][:] >= 0))
+    assert np.abs(np.linalg.norm(loaded, axis=1) - 1).max() < TOL
+
+
+def test_pool_max_rows_are_the_max_pooled_features_not_the_averages(protocol_exports, reference, tiny_checkpoint):
+    path, last_shard = protocol_exports["max"], protocol_exports["tars"][1]
+    root = store.open_store(path, mode="r")
+    assert root.attrs["clips"]["pool"] == root.attrs["videos"]["pool"] == "max"
+    mine = reference[-root["videos"]["key"].shape[0]:]  # the samples of the last shard
+    assert len(mine) == 4
+    _assert_rows_are(root, mine, "max")
+    # ... and they are not the averages: every window is far from its avg-pooled row
+    avg = store.open_store(protocol_exports["avg"], mode="r")
+    avg_keys, avg_video, avg_emb = list(avg["videos"]["key"][:]), avg["clips"]["video"][:], avg["clips"]["embedding"][:]
+    video, emb = root["clips"]["video"][:], root["clips"]["embedding"][:]
+    for v, key in enumerate(root["videos"]["key"][:]):
+        max_rows, avg_rows = emb[video == v], avg_emb[avg_video == avg_keys.index(key)]
+        assert _distance(max_rows.astype(np.float32), avg_rows.astype(np.float32)).min() > 10 * TOL
+    # the command line's --pool reaches the settings: the same command finds this store its own
+    # export with nothing left to do (another pool would be refused as another export)
+    assert export_main([str(tiny_checkpoint), "--shards", str(last_shard), "--out", str(path), "--pool", "max",
+                        "--frames", "16", "--stride", "8", "--size", "56", "--video-clips", "10",
+                        "--videos-per-unit", "5", "--chunk-rows", "16", "--no-progress"]) == 0
 
 
 def test_two_ranks_one_killed_and_rerun_give_the_same_store(exported, tiny_checkpoint, tmp_path):

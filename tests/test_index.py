@@ -5,20 +5,49 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from index import faiss_index as fi
-from index.build import load, locate, main
+from index.build import TARGET_RECALL, load, locate, main
 from index.store import CLIP_COLUMNS, Layout, create, finish, identity, read_embeddings, write_unit
-from jobs.bench.index import clustered_vectors
 
 
 def unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     x = rng.standard_normal((n, d)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def clustered_vectors(n: int, dim: int, clusters: int = 1000, seed: int = 0, draw: int = 0, rank: int = 16,
+                      spread: float = 0.8, noise: float = 0.3) -> np.ndarray:
+    """(n, dim) unit rows from a seeded mixture of Gaussian clusters (``seed`` the mixture, ``draw`` the
+    points, so another draw gives held-out queries from the same clusters). Neighbours are meaningful,
+    as in learned embeddings, so an IVF index needs several lists to find them. A copy of the
+    benchmark's generator (jobs/bench/index.py): tests do not depend on benchmark code."""
+    model = np.random.default_rng([seed, 0])
+    centres = model.standard_normal((clusters, dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    weights = model.dirichlet(np.full(clusters, 2.0))
+    rng = np.random.default_rng([seed, 1, draw])
+    sizes = rng.multinomial(n, weights)
+    where = rng.permutation(n)
+    rank = min(rank, dim)
+    out = np.empty((n, dim), dtype=np.float32)
+    start = 0
+    for c in np.flatnonzero(sizes):
+        directions = np.random.default_rng([seed, 2, c]).standard_normal((rank, dim), dtype=np.float32)
+        m = int(sizes[c])
+        block = rng.standard_normal((m, rank), dtype=np.float32) @ directions
+        block *= spread / np.sqrt(rank * dim)
+        block += rng.standard_normal((m, dim), dtype=np.float32) * np.float32(noise / np.sqrt(dim))
+        block += centres[c]
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[where[start:start + m]] = block
+        start += m
+    return out
 
 
 # --- exact search -----------------------------------------------------------------------------------
@@ -186,16 +215,88 @@ def test_build_add_load_locate(tmp_path, capsys):
     assert "2 store(s)" in capsys.readouterr().out
 
 
+def vector_store(path: Path, vectors: np.ndarray, fingerprint: str = "abc") -> Path:
+    """A complete store whose clip rows are exactly ``vectors`` (one video, no padding rows), so row i
+    is FAISS id i of the store's source."""
+    n, dim = vectors.shape
+    layout = Layout(windows=(n,), videos_per_unit=1, chunk_rows=n)
+    attrs = {"model": {"fingerprint": fingerprint}, "clips": {"T": 16, "stride": 8, "rate": 1}}
+    root = create(path, layout, dim, attrs)
+    clips = {"embedding": vectors.astype(np.float16), **{c: np.zeros(n, dtype=t) for c, t in CLIP_COLUMNS.items()}}
+    write_unit(root, 0, clips, {"embedding": vectors[:1].astype(np.float16), "key": np.array(["v0"]),
+                                "label": np.array([""]), "fps": np.array([25.0], np.float32),
+                                "frames": np.array([n], np.int32)})
+    assert finish(root)
+    return path
+
+
+def as_stored(vectors: np.ndarray) -> np.ndarray:
+    """The rows an index of the store holds: float16 in the store, unit again when read."""
+    held = vectors.astype(np.float16).astype(np.float32)
+    return held / np.linalg.norm(held, axis=1, keepdims=True)
+
+
+def exact_top(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the k largest inner products, best first: plain numpy, the reference for every recall here."""
+    scores = queries @ vectors.T
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
+    return ids[np.take_along_axis(part, order, axis=1)]
+
+
+def share_found(found: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(e)) / len(e) for f, e in zip(found, exact)]))
+
+
+def stored_row_recall(index, vectors: np.ndarray, ids: np.ndarray, nprobes: list[int]) -> list[float]:
+    """Recall@10 at each of ``nprobes`` with stored rows as queries (every third), each query's own id
+    dropped from both lists: what the sidecar's recall_at_10 measures, on another sample."""
+    queries, own = vectors[::3], ids[::3]
+    drop = lambda rows: [[i for i in row if i != o][:10] for row, o in zip(rows, own)]  # noqa: E731
+    exact = drop(exact_top(queries, vectors, ids, 11))
+    recalls = []
+    for nprobe in nprobes:
+        faiss.extract_index_ivf(index).nprobe = nprobe
+        recalls.append(share_found(drop(index.search(queries, 11)[1]), exact))
+    return recalls
+
+
+def assert_tuned(index, sidecar: dict, vectors: np.ndarray, ids: np.ndarray) -> None:
+    """The sidecar's nprobe is the smallest power of two whose recall@10 over ``vectors`` (every row
+    the index holds) reaches the target, and its recall_at_10 is that recall."""
+    nprobe = sidecar["nprobe"]
+    assert nprobe > 1  # this data needs several lists: an untuned nprobe of 1 does not reach the target
+    at, half = stored_row_recall(index, vectors, ids, [nprobe, nprobe // 2])
+    assert at >= TARGET_RECALL and sidecar["recall_at_10"] == pytest.approx(at, abs=0.02)
+    assert half < TARGET_RECALL  # and it is the smallest that does
+    faiss.extract_index_ivf(index).nprobe = nprobe
+
+
 def test_ivf_build_and_add_tune_over_every_source(tmp_path):
-    first = make_store(tmp_path / "a.zarr", (120, 90, 100), seed=2)
-    second = make_store(tmp_path / "b.zarr", (80, 70), seed=3)
+    dim = 32
+    first_rows = clustered_vectors(3000, dim, clusters=30, seed=1)
+    # another mixture: its neighbours straddle lists trained on the first, so it needs a larger nprobe
+    second_rows = clustered_vectors(2000, dim, clusters=30, seed=2)
+    first = vector_store(tmp_path / "a.zarr", first_rows)
+    second = vector_store(tmp_path / "b.zarr", second_rows)
     out = tmp_path / "index"
-    assert main([str(first), "--out", str(out), "--factory", "IVF4,SQ8"]) == 0
-    _, sidecar = load(out)
-    assert sidecar["factory"] == "IVF4,SQ8" and 1 <= sidecar["nprobe"] <= 4 and sidecar["recall_at_10"] > 0
+    assert main([str(first), "--out", str(out), "--factory", "IVF64,Flat"]) == 0
+    index, sidecar = load(out)
+    assert sidecar["factory"] == "IVF64,Flat" and fi.ivf_of(index).nprobe == sidecar["nprobe"]
+    held, ids = as_stored(first_rows), np.arange(3000)
+    assert_tuned(index, sidecar, held, ids)
+    # held-out queries (never indexed, never tuned on), at the nprobe load() set
+    queries = clustered_vectors(400, dim, clusters=30, seed=1, draw=1)
+    assert share_found(index.search(queries, 10)[1], exact_top(queries, held, ids, 10)) >= TARGET_RECALL
+
     assert main([str(second), "--out", str(out), "--add"]) == 0
     index, sidecar = load(out)
-    assert index.ntotal == 310 + 150 and fi.ivf_of(index).nprobe == sidecar["nprobe"]
+    assert index.ntotal == 3000 + 2000 and fi.ivf_of(index).nprobe == sidecar["nprobe"]
+    assert [s["offset"] for s in sidecar["sources"]] == [0, 3000]
+    held, ids = np.concatenate([held, as_stored(second_rows)]), np.arange(5000)
+    assert_tuned(index, sidecar, held, ids)
+    queries = np.concatenate([queries, clustered_vectors(400, dim, clusters=30, seed=2, draw=1)])
+    assert share_found(index.search(queries, 10)[1], exact_top(queries, held, ids, 10)) >= TARGET_RECALL
 
 
 def test_videos_level(tmp_path):

@@ -16,11 +16,12 @@ pytest.importorskip("nvidia.dali")
 
 from jobs.shard.__main__ import main as shard_main  # noqa: E402
 from jobs.shard.tar_writer import ShardTarWriter  # noqa: E402
-from pipeline.augment import AugmentConfig, sample_params  # noqa: E402
+from pipeline.augment import AugmentConfig, batch_size_draw, sample_params  # noqa: E402
 from pipeline.loader import VideoLoader  # noqa: E402
 from pipeline.plans import rspnet_plan  # noqa: E402
 from pipeline.shards import ShardIndex, resolve_shards  # noqa: E402
 from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset  # noqa: E402
+from tests.conftest import psnr  # noqa: E402
 from jobs.bench.shard import kinetics_layout  # noqa: E402
 
 RAW = AugmentConfig("none")
@@ -154,6 +155,33 @@ def test_resumed_loader_continues_where_it_stopped(synthetic_shards):
         assert ka == kb and torch.equal(ia, ib) and torch.equal(va, vb)
     assert resumed.state_dict() == {"epoch": 1, "step": 0, "seed": 1}
     assert [k for _, k, _, _ in second_epoch] != [k for _, k, _, _ in first_epoch]  # reshuffled per epoch
+
+
+def _draws(shards, plan: str, augment: AugmentConfig, epochs: int = 1, **kw) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(indices, video) of every step of one sample read again and again: all differences between
+    steps are then the loader's random draws, not its data."""
+    loader = VideoLoader(shards, plan=plan, plan_options={"T": 8, "n": 2} if plan == "eval" else {"T": 8},
+                         augment=augment, batch_size=1, device="cpu", samples=[0, 0, 0], **kw)
+    return [(batch["indices"], video.clone()) for _ in range(epochs) for video, batch in loader]
+
+
+def test_draws_differ_across_steps_epochs_and_ranks(synthetic_shards):
+    """The same seed repeats a run, but no two steps, epochs or ranks share their plans or their
+    augmentation: each step's generator is seeded by all of (seed, epoch, rank, step)."""
+    augment = AugmentConfig("rspnet", base=40, out=32)
+    plans = _draws(synthetic_shards, "rspnet", augment, epochs=2) + _draws(synthetic_shards, "rspnet", augment,
+                                                                              rank=1, world=2)
+    # the eval plan is deterministic: equal frames, so any difference is the augmentation's
+    crops = _draws(synthetic_shards, "eval", augment, epochs=2) + _draws(synthetic_shards, "eval", augment,
+                                                                            rank=1, world=2)
+    assert len(plans) == len(crops) == 9  # 3 steps of epoch 0, 3 of epoch 1, 3 of rank 1's epoch 0
+    assert all(torch.equal(crops[0][0], ix) for ix, _ in crops)
+    for i in range(9):
+        for j in range(i):
+            assert not torch.equal(plans[i][0], plans[j][0]), f"steps {j} and {i} drew the same clips"
+            assert not torch.equal(crops[i][1], crops[j][1]), f"steps {j} and {i} drew the same augmentation"
+    again = _draws(synthetic_shards, "rspnet", augment, epochs=2)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(again, plans))
 
 
 def test_ranks_read_disjoint_equal_parts(synthetic_shards):
@@ -297,3 +325,60 @@ def test_a_graph_error_is_raised_not_blamed_on_the_data(synthetic_shards, monkey
     with pytest.raises(RuntimeError, match="warp_affine"):
         next(iter(loader))
     assert loader.dropped == []
+
+
+def test_augmentation_draws_follow_the_recipe():
+    """Over many draws, RSPNet's recipe gives its stated rates and ranges (MoCo v2's recipe, as the
+    authors' code): crop area 0.4 to 1 of the frame, aspect 3/4 to 4/3, flip 0.5, jitter 0.8,
+    grayscale 0.2, blur 0.5; SpeedNet's one size per batch is uniform over [64, 336]."""
+    cfg, rng = AugmentConfig("rspnet"), np.random.default_rng(0)
+    h, w, n = 128, 170, 4000
+    boxes, flips, jitter, gray, blur = [], 0, 0, 0, 0
+    for _ in range(n):
+        clips = rspnet_plan(100, rng, T=1)
+        p = sample_params(cfg, h, w, clips[:1], 112, rng)  # the anchor alone: one crop, one colour draw
+        (sx, _, _), (_, sy, _) = p.matrix[0]
+        boxes.append((abs(sx) * 112, sy * 112))  # the source box's width and height
+        flips += sx < 0
+        hue, sat, val = p.hsv[0]
+        jitter += val != 1.0
+        gray += sat == 0.0
+        blur += p.sigma[0] > 0
+    cw, ch = np.array(boxes).T
+    area, aspect = cw * ch / (h * w), cw / ch
+    assert area.min() >= 0.4 - 1e-6 and area.max() <= 1 + 1e-6
+    assert np.quantile(area, 0.05) < 0.45 and np.quantile(area, 0.95) > 0.8  # the whole range, not one scale
+    assert aspect.min() >= 3 / 4 - 1e-6 and aspect.max() <= 4 / 3 + 1e-6
+    for count, p in ((flips, 0.5), (jitter, 0.8), (gray, 0.2), (blur, 0.5)):
+        assert abs(count / n - p) < 4 * np.sqrt(p * (1 - p) / n), (count / n, p)  # within 4 standard errors
+    sides = [batch_size_draw(AugmentConfig("speednet"), rng) for _ in range(n)]
+    assert min(sides) == 64 and max(sides) == 336 and np.mean(sides) == pytest.approx(200, abs=3)
+
+
+def _one_clip(shards, **augment) -> torch.Tensor:
+    """uint8 (T, H, W, C) of the first sample's one eval clip under an RSPNet-recipe augmentation."""
+    loader = VideoLoader(shards, plan="eval", plan_options={"T": 4, "n": 1}, batch_size=1, device="cpu",
+                         samples=[0], normalize=False, seed=3,
+                         augment=AugmentConfig("rspnet", base=64, out=48, **{"jitter_p": 0.0, "gray_p": 0.0,
+                                                                               "blur_p": 0.0, "flip_p": 0.0, **augment}))
+    video, _ = next(iter(loader))
+    return video[0].double()
+
+
+def test_the_graph_applies_the_drawn_flip_grayscale_and_blur(synthetic_shards):
+    """Each drawn parameter reaches the pixels: the same draws (same seed) with the flip, grayscale or
+    blur forced on give the mirror image, equal channels, or a smoother picture of the same clip."""
+    plain = _one_clip(synthetic_shards)
+    assert (plain[..., 0] - plain[..., 1]).abs().mean() > 5  # a colourful clip
+    flipped = _one_clip(synthetic_shards, flip_p=1.0)
+    assert psnr(flipped.flip(2).numpy(), plain.numpy()) > 35 > psnr(flipped.numpy(), plain.numpy())
+    gray = _one_clip(synthetic_shards, gray_p=1.0)
+    assert (gray[..., 0] - gray[..., 1]).abs().max() <= 1 and (gray[..., 1] - gray[..., 2]).abs().max() <= 1
+    assert gray.mean() == pytest.approx(plain.mean(), abs=8)  # the same picture, without its colour
+    blurred = _one_clip(synthetic_shards, blur_p=1.0)
+
+    def roughness(x: torch.Tensor) -> float:
+        return float((x[:, 1:] - x[:, :-1]).abs().mean() + (x[:, :, 1:] - x[:, :, :-1]).abs().mean())
+
+    assert roughness(blurred) < 0.8 * roughness(plain)
+    assert psnr(blurred.numpy(), plain.numpy()) > 20  # smoothed, not moved

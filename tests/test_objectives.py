@@ -81,6 +81,16 @@ def test_momentum_update_by_hand():
     assert torch.allclose(target.weight, torch.full((1, 2), 0.1)) and torch.allclose(target.bias, torch.tensor([1.9]))
 
 
+def test_momentum_update_copies_buffers():
+    """Buffers (batch-norm statistics, its step counter) are copied, not averaged, as documented."""
+    online, target = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    with torch.no_grad():
+        online.running_mean.fill_(2.0), online.running_var.fill_(5.0), online.num_batches_tracked.fill_(7)
+    momentum_update(online, target, m=0.9)
+    assert torch.equal(target.running_mean, torch.full((3,), 2.0)) and torch.equal(target.running_var, torch.full((3,), 5.0))
+    assert int(target.num_batches_tracked) == 7
+
+
 def _push_on_rank(rank: int, world: int, init: str, out: str) -> None:
     import torch.distributed as dist
 

@@ -4,12 +4,14 @@ clips cut from its videos (re-encoded, as a user's file would be)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
+import zarr
 from PIL import Image
 
 pytest.importorskip("nvidia.dali")
@@ -47,6 +49,32 @@ def _cut(source: Path, first: int, last: int, out: Path) -> tuple[Path, float]:
     return write_video(out, frames, fps=round(fps)), fps
 
 
+def _cut_elsewhere(source: Path, first: int, last: int, out: Path) -> tuple[Path, float]:
+    """Frames [first, last) of ``source`` as a user's file unlike the collection's: 50 fps (each frame
+    shown twice), 224x168 and MPEG-4 (which DALI's CPU decoder cannot read), so the query only works
+    if it is normalised to the collection's rate, size and codec first. Returns it and the source's rate."""
+    with av.open(str(source)) as c:
+        fps = float(c.streams.video[0].average_rate)
+        frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if first <= i < last]
+    bigger = [np.asarray(Image.fromarray(f).resize((224, 168), Image.BICUBIC)) for f in frames]
+    write_video(out, [f for f in bigger for _ in range(2)], fps=50, codec="mpeg4", options={"qscale": "2"})
+    with av.open(str(out)) as c:  # the premise: nothing about it is the collection's already
+        s = c.streams.video[0]
+        made = (s.codec_context.name, s.average_rate, s.width, s.height, s.frames)
+        assert made == ("mpeg4", 50, 224, 168, 2 * len(frames))
+    assert fps != 50 and frames[0].shape[:2] != (168, 224)
+    return out, fps
+
+
+def _stored(store_path: Path, level: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read straight from the zarr store: unit ``level`` rows, their video rows, and the video keys."""
+    root = zarr.open_group(str(store_path), mode="r")
+    rows = root[level]["embedding"][:].astype(np.float64)
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    video = root["clips"]["video"][:] if level == "clips" else np.arange(len(rows))
+    return rows, video, [str(k) for k in root["videos"]["key"][:]]
+
+
 def _query(capsys, *args) -> tuple[int, dict | str]:
     code = query_main([str(a) for a in args])
     out = capsys.readouterr()
@@ -55,7 +83,7 @@ def _query(capsys, *args) -> tuple[int, dict | str]:
 
 def test_a_cut_of_a_video_finds_that_video_at_that_time(indexed, synthetic_kinetics, tmp_path, capsys):
     source = _source(synthetic_kinetics)
-    clip, fps = _cut(source, 20, 44, tmp_path / "clip.mp4")
+    clip, fps = _cut_elsewhere(source, 20, 44, tmp_path / "clip.mp4")
     code, out = _query(capsys, clip, "--index", indexed, "--k", 5, "--json")
     assert code == 0 and out["level"] == "clips" and len(out["results"]) == 5
     top = out["results"][0]
@@ -67,6 +95,55 @@ def test_a_cut_of_a_video_finds_that_video_at_that_time(indexed, synthetic_kinet
     videos = [r["video"] for r in distinct["results"]]
     assert code == 0 and len(set(videos)) == len(videos) == 5 and videos[0] == source.stem
     assert [r["rank"] for r in distinct["results"]] == [1, 2, 3, 4, 5]
+
+
+def test_a_file_of_the_collection_queries_as_the_mean_of_its_stored_windows(indexed, synthetic_kinetics, capsys):
+    """The collection's own file, normalised as the export did, gives exactly the vector the store's
+    windows of that video average to: any other rate, size, codec or quality would not."""
+    source = _source(synthetic_kinetics)
+    count = json.loads((indexed / "index.json").read_text())["count"]
+    code, out = _query(capsys, source, "--index", indexed, "--k", count, "--json")
+    assert code == 0 and out["results"][0]["video"] == source.stem
+    rows, video, keys = _stored(indexed.parent / "train.zarr", "clips")
+    expected = rows[video == keys.index(source.stem)].mean(axis=0)
+    expected /= np.linalg.norm(expected)
+    # the query vector, recovered from its scores against every stored row (the rows span the space)
+    ids = np.array([r["id"] for r in out["results"]])
+    assert sorted(ids) == list(np.flatnonzero(video >= 0))
+    recovered = np.linalg.lstsq(rows[ids], np.array([r["score"] for r in out["results"]]), rcond=None)[0]
+    assert np.linalg.norm(recovered) == pytest.approx(1, abs=1e-4)
+    assert recovered @ expected == pytest.approx(1, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def indexed_videos(indexed) -> Path:
+    """A --level videos index of the same store."""
+    out = indexed.parent / "videos-index"
+    assert build_main([str(indexed.parent / "train.zarr"), "--out", str(out), "--level", "videos"]) == 0
+    return out
+
+
+def test_a_videos_level_index_finds_the_source_video_without_window_times(indexed_videos, synthetic_kinetics,
+                                                                           tmp_path, capsys):
+    source = _source(synthetic_kinetics)
+    clip, _ = _cut_elsewhere(source, 20, 44, tmp_path / "clip.mp4")
+    code, out = _query(capsys, clip, "--index", indexed_videos, "--k", 3)
+    assert code == 0 and "videos of" in out
+    lines = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [line[0] for line in lines] == ["1", "2", "3"] and lines[0][2] == source.stem
+    for line in lines:  # rank, score, video, label: no start and end times after the label
+        assert not any(re.fullmatch(r"-?\d+\.\d+", word) for word in line[3:]), line
+    # the collection's own file: the vector the export stored for it (VCOP protocol, not windows)
+    code, out = _query(capsys, source, "--index", indexed_videos, "--k", 3, "--json")
+    rows, _, keys = _stored(indexed_videos.parent / "train.zarr", "videos")
+    top = out["results"][0]
+    assert code == 0 and out["level"] == "videos" and len(out["results"]) == 3
+    row = keys.index(source.stem)
+    assert (top["video"], top["id"], top["video_row"]) == (source.stem, row, row)
+    assert top["score"] == pytest.approx(1, abs=1e-5)  # q . stored row = 1: the same unit vector
+    for r in out["results"]:
+        assert not {"start_time", "end_time", "start_frame", "end_frame"} & set(r)
+        assert r["score"] == pytest.approx(float(rows[r["id"]] @ rows[row]), abs=1e-4)
 
 
 def test_within_peaks_at_the_cut_and_plots(indexed, synthetic_kinetics, tmp_path, capsys):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections import Counter
 from fractions import Fraction
@@ -19,7 +21,7 @@ import numpy as np
 import pytest
 
 from jobs.shard.__main__ import main
-from pipeline.shard_format import KEY_PATTERN, SampleMeta, index_path
+from pipeline.shard_format import KEY_PATTERN, SampleMeta, index_path, make_key
 from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset
 from tests import media
 
@@ -240,6 +242,37 @@ def test_rerun_is_a_no_op_and_changed_settings_are_refused(kinetics, sharded, ca
     assert "planned with other settings" in capsys.readouterr().err
 
 
+def test_overwrite_starts_over_with_new_settings_and_leaves_nothing_stale(resumable, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(resumable["reference"], out)  # a finished job: VP9 at 336 px, 2 videos a shard
+    (out / "notes.txt").write_text("the user's own file")
+    ref_manifest, ref_samples = read_split(out / "train")
+    assert not ref_manifest["failed"] and not ref_manifest["missing"]
+    new = ["kinetics", "--root", str(resumable["root"]), "--out", str(out), "--splits", "train", "--workers", "1",
+           "--videos-per-shard", "5", "--codec", "mjpeg", "--short-side", "32", "--no-progress"]
+    assert main(new) == 2  # other settings are refused without --overwrite...
+    assert main(new + ["--overwrite"]) == 0  # ...and start over with it
+
+    manifest, samples = read_split(out / "train")
+    assert manifest["settings"]["videos_per_shard"] == 5
+    encode = manifest["settings"]["settings"]["encode"]
+    assert (encode["codec"], encode["short_side"]) == ("mjpeg", 32)
+    n = len(ref_samples)
+    assert [s["samples"] for s in manifest["shards"]] == [5] * (n // 5) + [n % 5] * (n % 5 > 0)
+    assert samples.keys() == ref_samples.keys()  # every video again, each in the new encoding
+    for meta, video in samples.values():
+        assert (meta.codec, meta.container, min(meta.width, meta.height)) == ("mjpeg", "mkv", 32)
+        assert video[:4] == b"\x1a\x45\xdf\xa3"  # Matroska's EBML magic, not the old VP9 mp4
+    # Nothing stale: exactly the new tars, their indexes, the manifest and the new plan's records.
+    names = [s["name"] for s in manifest["shards"]]
+    assert sorted(p.name for p in (out / "train").iterdir()) == sorted(
+        [".shard-job", "manifest.json", *names, *(index_path(Path(n)).name for n in names)])
+    assert sorted(p.name for p in (out / "train" / ".shard-job").iterdir()) == ["done", "plan.json"]
+    assert sorted(p.name for p in (out / "train" / ".shard-job" / "done").iterdir()) == \
+        [f"{i:06d}.json" for i in range(len(names))]
+    assert (out / "notes.txt").read_text() == "the user's own file"  # only the named splits are cleared
+
+
 def test_cli_errors_are_one_line(tmp_path):
     for args, text in [(["kinetics", "--root", str(tmp_path / "nope"), "--out", str(tmp_path)], "not a folder"),
                        (["kinetics", "--root", str(tmp_path), "--out", str(tmp_path / "o")], "annotations"),
@@ -317,6 +350,61 @@ def test_ctrl_c_stops_cleanly(resumable, tmp_path):
     _assert_visible_tars_complete(out / "train")
 
 
+# --- a decoder crash fails its file only --------------------------------------------------------
+
+def _children(pid: int) -> set[int]:
+    """The direct children of ``pid`` (the job's pool workers), from /proc."""
+    kids = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids.update(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:  # a thread that just ended
+            pass
+    return kids
+
+
+def _segfault_whoever_opens(path: str, stop: threading.Event, crashed: set[int]) -> None:
+    """Be a decoder that crashes on ``path``: SIGSEGV each child process the moment it holds the file
+    open, every time, as a deterministic decoder bug would (the retry of the file alone crashes too)."""
+    while not stop.is_set():
+        for pid in _children(os.getpid()):
+            try:
+                if any(os.readlink(fd) == path for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                    os.kill(pid, signal.SIGSEGV)
+                    crashed.add(pid)
+            except (FileNotFoundError, ProcessLookupError):  # it exited meanwhile
+                pass
+        time.sleep(0.002)
+
+
+def test_a_decoder_crash_fails_that_file_only_and_the_rest_shard(resumable, tmp_path):
+    if not list(Path(f"/proc/{os.getpid()}/task").glob("*/children")):
+        pytest.skip("no /proc/PID/task/TID/children on this kernel")
+    ref_manifest, ref_samples = read_split(resumable["reference"] / "train")
+    hostile_key = sorted(ref_samples)[0]
+    hostile_path = ref_samples[hostile_key][0].source.path
+    stop, crashed = threading.Event(), set()
+    watcher = threading.Thread(target=_segfault_whoever_opens, args=(os.path.realpath(hostile_path), stop, crashed))
+    core = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))  # inherited by the workers: no core files
+    watcher.start()
+    try:  # two workers, so other videos are in flight when the pool breaks
+        rc = main(["kinetics", "--root", str(resumable["root"]), "--out", str(tmp_path), "--splits", "train",
+                   "--workers", "2", "--videos-per-shard", "2", "--no-progress"])
+    finally:
+        stop.set()
+        watcher.join()
+        resource.setrlimit(resource.RLIMIT_CORE, core)
+    assert rc == 0
+    assert len(crashed) == 2  # a worker of the pool, then the process that retried the file alone
+    manifest, samples = read_split(tmp_path / "train")
+    assert manifest["failed"] == [{"key": hostile_key, "path": hostile_path,
+                                   "reason": "the decoder crashed on this file"}]
+    assert manifest["ok"] == ref_manifest["ok"] - 1
+    # Every other video, including those in flight beside the crash, as a run without the crash wrote it.
+    assert samples == {k: v for k, v in ref_samples.items() if k != hostile_key}
+
+
 # --- UCF101 and HMDB51 layouts ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -367,6 +455,64 @@ def test_hmdb51_official_split_files(clips, tmp_path):
     assert train["labels"] == ["brush_hair", "climb"] and train["ok"] == 2 and test["ok"] == 1  # 0 = unused
     assert all(KEY_PATTERN.match(k) for k in test_samples)  # brackets, dots and '&' made safe
     assert Counter(m.label for m, _ in train_samples.values()) == {"brush_hair": 1, "climb": 1}
+
+
+# Each fold its own partition of the four clips, of its own sizes, so a run that reads another
+# fold's files gets other keys. HMDB51 codes: 1 train, 2 test, 0 unused.
+FOLDS = {1: ([1, 2], [0, 3]), 2: ([0, 2, 3], [1]), 3: ([0], [1, 2, 3])}
+HMDB_CODES = {1: "1210", 2: "2101", 3: "0212"}
+FAST = ["--codec", "mjpeg", "--short-side", "32", "--workers", "1", "--no-progress"]  # folds are the point here
+
+
+def _labels_by_split(out: Path) -> dict[str, dict[str, str]]:
+    return {split: {k: m.label for k, (m, _) in read_split(out / split)[1].items()} for split in ("train", "test")}
+
+
+def test_ucf101_folds_2_and_3_read_their_own_list_files(clips, tmp_path, capsys):
+    names = ["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi",
+             "HandstandPushups/v_HandStandPushups_g01_c01.avi", "HandstandPushups/v_HandStandPushups_g02_c01.avi"]
+    root = tmp_path / "UCF101"
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    (lists / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 HandstandPushups\n")
+    for clip, name in zip(clips, names):
+        (root / "UCF-101" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clip, root / "UCF-101" / name)
+    for fold, (train, test) in FOLDS.items():
+        (lists / f"trainlist{fold:02d}.txt").write_text("".join(f"{names[i]} {1 + i // 2}\r\n" for i in train))
+        (lists / f"testlist{fold:02d}.txt").write_text("".join(f"{names[i]}\r\n" for i in test))
+    for fold in (2, 3):
+        args = ["ucf101", "--root", str(root), "--out", str(tmp_path / f"fold{fold}"), "--fold", str(fold), *FAST]
+        assert main(args) == 0
+        expected = {split: {Path(names[i]).stem: names[i].split("/")[0] for i in picked}
+                    for split, picked in zip(("train", "test"), FOLDS[fold])}
+        assert _labels_by_split(tmp_path / f"fold{fold}") == expected, fold
+    # A plan belongs to its fold: another fold into the same OUT is refused, never resumed as the old one.
+    assert main(args[:3] + ["--out", str(tmp_path / "fold2"), "--fold", "3", *FAST]) == 2
+    assert "fold: 2 -> 3" in capsys.readouterr().err
+
+
+def test_hmdb51_folds_2_and_3_read_their_own_split_files(clips, tmp_path):
+    names = [("brush_hair", "April_09_brush_hair_u_nm_np1_ba_goo_0.avi"),
+             ("brush_hair", "Brush_my_hair_(2004)_brush_hair_h_nm_np1_fr_goo_1.avi"),
+             ("climb", "Dad&Me_climb_f_cm_np1_ba_goo_0.avi"), ("climb", "Rock_climb_f_cm_np1_le_goo_2.avi")]
+    root = tmp_path / "hmdb51"
+    splits = root / "testTrainMulti_7030_splits"
+    splits.mkdir(parents=True)
+    for clip, (action, name) in zip(clips, names):
+        (root / action).mkdir(exist_ok=True)
+        shutil.copy(clip, root / action / name)
+    for fold, codes in HMDB_CODES.items():
+        for action in ("brush_hair", "climb"):
+            (splits / f"{action}_test_split{fold}.txt").write_text(
+                "".join(f"{name} {code} \n" for (a, name), code in zip(names, codes) if a == action))
+    for fold in (2, 3):
+        out = tmp_path / f"fold{fold}"
+        assert main(["hmdb51", "--root", str(root), "--out", str(out), "--fold", str(fold), *FAST]) == 0
+        expected = {split: {make_key(Path(name).stem): action
+                            for (action, name), code in zip(names, HMDB_CODES[fold]) if code == wanted}
+                    for split, wanted in (("train", "1"), ("test", "2"))}
+        assert _labels_by_split(out) == expected, fold
 
 
 # --- the array path, on submitit's local executor ---------------------------------------------

@@ -4,6 +4,7 @@ solver), speediness curves and slow-motion detection, re-timed videos with exact
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from fractions import Fraction
 
 import av
@@ -13,6 +14,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from scipy.optimize import minimize
 
+from conftest import ffmpeg_frames, psnr
 from jobs import speed_curves
 from jobs.retime import plan
 from jobs.speedup_solver import Infeasible, overall_rate, smooth_speedup
@@ -100,6 +102,26 @@ def test_frame_curve_interpolates_between_window_middles():
 
 # --- re-timing ----------------------------------------------------------------------------------
 
+def assert_follows_integral(source, S, rate=None):
+    """``source`` is the re-timing rule worked out in exact fractions: input frame t lasts u_t = 1 / S_t
+    (the float plan sees) of output time, all scaled to last D = L / rate (or sum u to 1/1000), so it
+    starts at U_t = D * sum_{s<t} u_s / sum u; output frame k of N = round(D) shows the frame whose
+    [U_t, U_t+1) holds k D / N. The next frame is accepted only where it starts within rounding after."""
+    u = [Fraction(1.0 / float(s)) for s in S]
+    D = (Fraction(len(u)) / Fraction(rate).limit_denominator(1000) if rate is not None
+         else Fraction(float(np.sum(1.0 / np.asarray(S, float)))).limit_denominator(1000))
+    U, total = [Fraction(0)], sum(u)
+    for x in u[:-1]:
+        U.append(U[-1] + x)
+    U = [x * D / total for x in U] + [D]
+    N = max(1, round(D))
+    assert len(source) == N
+    for k, t in enumerate(source):
+        p = k * D / N
+        e = bisect_right(U, p) - 1
+        assert t == e or (t == e + 1 and U[t] - p <= D / 10**9), f"output frame {k} shows {t}, the integral says {e}"
+
+
 @given(speedups, st.floats(0, 1), st.sampled_from([24, 25, 30, 29.97]))
 def test_retime_plan_lasts_exactly_input_over_rate(V, where, fps):
     rate = 1 + where * (V.max() - 1)  # any float: e.g. 1.23456 must work
@@ -109,11 +131,41 @@ def test_retime_plan_lasts_exactly_input_over_rate(V, where, fps):
     assert len(source) == max(1, round(Fraction(L) / Fraction(rate).limit_denominator(1000)))
     assert Fraction(len(source)) / fps_out == Fraction(L) / Fraction(fps).limit_denominator(1001) / Fraction(rate).limit_denominator(1000)
     assert (np.diff(source) >= 0).all() and 0 <= source.min() and source.max() < L
+    assert_follows_integral(source, S, rate)  # and each output frame is the one S's integral picks
+
+
+@given(st.lists(st.floats(1, 8), min_size=1, max_size=60))
+def test_retime_plan_without_a_rate_follows_the_integral_of_1_over_S(S):
+    source, fps_out = plan(np.array(S), 25)
+    assert_follows_integral(source, S)
+    D = Fraction(float(np.sum(1 / np.array(S)))).limit_denominator(1000)
+    assert fps_out == 25 * len(source) / D  # N frames lasting exactly D input frames
 
 
 def test_uniform_plan_takes_every_rate_th_frame():
     source, fps_out = plan(np.full(100, 2.0), 25, rate=2.0)
     assert list(source) == list(range(0, 100, 2)) and fps_out == 25
+    # 3x is frames 0, 3, 6, ...: where the float sum of thirds falls short of 3, frame 3 still starts at 1
+    assert list(plan(np.full(99, 3.0), 25, rate=3.0)[0]) == list(range(0, 99, 3))
+
+
+@given(st.floats(1, 10), st.integers(1, 3000))
+def test_uniform_plan_shows_frame_floor_k_times_L_over_N(rate, L):
+    source, fps_out = plan(np.full(L, rate), 25, rate=rate)
+    N = len(source)
+    assert N == max(1, round(L / Fraction(rate).limit_denominator(1000)))
+    assert list(source) == [k * L // N for k in range(N)]  # exact: k * L / N input frames in
+
+
+def test_retime_plan_skips_frames_only_where_S_is_fast():
+    # 40 frames at 1x, then 60 at 3x: 40 + 20 output frames, rate 5/3
+    S = np.r_[np.ones(40), np.full(60, 3.0)]
+    assert list(plan(S, 25, rate=5 / 3)[0]) == list(range(40)) + list(range(40, 100, 3))
+    assert list(plan(S[::-1], 25, rate=5 / 3)[0]) == list(range(0, 60, 3)) + list(range(60, 100))
+    # 1/S, not S: at 4x then 1x, the fast half gives a quarter of the frames
+    S = np.r_[np.full(40, 4.0), np.ones(40)]
+    source = plan(S, 25)[0]
+    assert list(source) == list(range(0, 40, 4)) + list(range(40, 80))
 
 
 # --- the commands on a video --------------------------------------------------------------------
@@ -138,12 +190,20 @@ def _motion_oracle(tars, slow_start):
     return lambda video: 20 * (motion(video) / threshold - 1)
 
 
-def test_slow_motion_is_found_in_the_slowed_half(slow_motion_video, tmp_path):
+@pytest.fixture(scope="module")
+def oracle_analysis(slow_motion_video, tmp_path_factory):
+    """(the motion oracle, its analysis of the slow-motion video): a network with a known answer,
+    analysed once for the tests that need it (11 rates of sliding windows are the slow part)."""
     from jobs.speediness import analyse, normalise
 
+    truth, work = slow_motion_video, tmp_path_factory.mktemp("oracle")
+    oracle = _motion_oracle(normalise(truth["path"], work / "calibrate"), truth["slow_start"])
+    return oracle, analyse(oracle, truth["path"], work / "work", size=64)
+
+
+def test_slow_motion_is_found_in_the_slowed_half(slow_motion_video, oracle_analysis):
     truth = slow_motion_video
-    oracle = _motion_oracle(normalise(truth["path"], tmp_path / "calibrate"), truth["slow_start"])
-    a = analyse(oracle, truth["path"], tmp_path / "work", size=64)
+    _, a = oracle_analysis
     assert a.curves.shape == (11, truth["frames"])
     segments = speed_curves.slow_segments(a.curves, a.factors, 1.9, min_frames=8)
     start, end = segments[-1]
@@ -168,7 +228,8 @@ def test_speediness_command_writes_curves_plot_and_summary(slow_motion_video, ti
     assert (out / "speediness.png").stat().st_size > 10_000
 
 
-def test_speedup_command_output_lasts_input_over_rate(slow_motion_video, tiny_speednet_checkpoint, tmp_path, capsys):
+def test_speedup_command_output_lasts_input_over_rate(slow_motion_video, tiny_speednet_checkpoint, tmp_path, capsys,
+                                                      ffmpeg):
     from jobs.speedup import main
 
     out = tmp_path / "fast.mp4"
@@ -185,6 +246,57 @@ def test_speedup_command_output_lasts_input_over_rate(slow_motion_video, tiny_sp
         assert pts == sorted(pts) and len(set(np.diff(pts))) == 1  # constant frame duration
         assert len(pts) * frame == Fraction(8) / Fraction(5, 2)  # exactly 8 s / 2.5
     assert (tmp_path / "fast-speedup.png").is_file()
+    # this network sees no speed anywhere (S = 2.5 throughout): both videos are frames 0, 2, 5, 7, 10, ...
+    # of the input, as the independent FFmpeg decodes and matches them
+    source = ffmpeg_frames(ffmpeg, slow_motion_video["path"])
+    for path in (out, tmp_path / "fast-uniform.mp4"):
+        assert list(_source_frames(ffmpeg_frames(ffmpeg, path), source)) == [k * 5 // 2 for k in range(80)]
+
+
+def _source_frames(video: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Which frame of ``source`` each frame of ``video`` is: the nearest (mean squared difference), and
+    a copy of it (PSNR over 30 dB, where neighbouring source frames differ by more)."""
+    a = video.reshape(len(video), -1).astype(np.float64)
+    b = source.reshape(len(source), -1).astype(np.float64)
+    mse = ((a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T) / a.shape[1]
+    nearest = mse.argmin(1)
+    assert min(psnr(v, source[i]) for v, i in zip(video, nearest)) > 30
+    return nearest
+
+
+def test_adaptive_speedup_video_shows_the_frames_S_picks(slow_motion_video, oracle_analysis, ffmpeg, tmp_path,
+                                                         monkeypatch, capsys):
+    """With a network that knows where the slow motion is, S is faster there; the adaptive video, decoded
+    by the independent FFmpeg and matched frame by frame against the input, shows exactly the frames S's
+    integral picks (worked out by hand), the uniform one every rate-th frame, and the two differ."""
+    import jobs.speedup as speedup
+
+    truth = slow_motion_video
+    oracle, a = oracle_analysis
+
+    def cached_analysis(net, video, work, **options):  # the oracle's analysis of this very video, done once
+        assert net is oracle and str(video) == truth["path"]
+        return a
+
+    solved, solve = [], speedup.smooth_speedup
+    monkeypatch.setattr(speedup, "load_speednet", lambda path, device: oracle)
+    monkeypatch.setattr(speedup, "analyse", cached_analysis)
+    monkeypatch.setattr(speedup, "smooth_speedup", lambda *args, **kw: solved.append(solve(*args, **kw)) or solved[-1])
+    out = tmp_path / "fast.mp4"
+    assert speedup.main([truth["path"], "--checkpoint", "oracle", "--rate", "2", "-o", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["s_rate"] == pytest.approx(2, rel=1e-9)
+    S, = solved
+    slow = truth["slow_start"]
+    assert S[slow + 16:].min() > 1.5 * S[:slow - 16].max()  # the oracle's answer: the slow half can go faster
+
+    source = ffmpeg_frames(ffmpeg, truth["path"])
+    adaptive = _source_frames(ffmpeg_frames(ffmpeg, out), source)
+    uniform = _source_frames(ffmpeg_frames(ffmpeg, tmp_path / "fast-uniform.mp4"), source)
+    assert_follows_integral(adaptive, S, 2.0)
+    assert list(uniform) == list(range(0, 200, 2))
+    # so the slow half is sampled sparsely, the normal half densely
+    assert (adaptive >= slow).sum() < 0.8 * (uniform >= slow).sum()
+    assert np.diff(adaptive[adaptive >= slow + 16]).mean() > 1.5 * np.diff(adaptive[adaptive < slow - 16]).mean()
 
 
 def test_cam_maps_and_command(slow_motion_video, tiny_speednet_checkpoint, tmp_path, capsys):
@@ -212,14 +324,104 @@ def test_cam_maps_and_command(slow_motion_video, tiny_speednet_checkpoint, tmp_p
     raw = np.asarray(raw).reshape(-1, 64, 64, 3)
     assert frames.shape == raw.shape == (192, 64, 64, 3)
     assert np.abs(frames.astype(int) - raw).max() <= 1
+    # the maps' values: the logit's 1x1 weights applied at every position of the last feature map
+    from jobs import checkpoint
+
+    (clips, _), = list(VideoLoader(tars, plan="sliding", plan_options={"T": 16, "stride": 16},
+                                   augment=AugmentConfig("eval", out=64), batch_size=1, device="cpu", shuffle=False))
+    net = checkpoint.load_pretext(tiny_speednet_checkpoint)[0].net.eval()
+    with torch.no_grad():
+        features = net.backbone.forward_features(clips).numpy()
+    assert np.allclose(maps.numpy(), _hand_cam(features, net.head.weight.detach().numpy().ravel()), atol=1e-4)
     for signed in (False, True):
         out = tmp_path / f"cam-{signed}"
         args = [slow_motion_video["path"], "--checkpoint", str(tiny_speednet_checkpoint), "--size", "64",
                 "--out", str(out)] + (["--signed"] if signed else [])
         assert main(args) == 0
         assert len(list((out / "frames").glob("*.png"))) == 192  # 12 whole 16-frame windows of 200 frames
+        # every saved frame: the frame the network saw, half covered by its own window's map at its own
+        # frame, upsampled and scaled by the whole video's largest |map|, through jet (or blue-white-red)
+        _assert_heat_frames(sorted((out / "frames").glob("*.png")), frames, maps.numpy(), signed)
         with av.open(str(out / "cam.mp4")) as c:
             assert sum(1 for _ in c.decode(video=0)) == 192
+
+
+def _hand_cam(features: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """SpeedNet's CAM by hand: sum_c w_c F_c at every (t, h, w) of the (N, C, T', H', W') features."""
+    out = np.zeros((features.shape[0], *features.shape[2:]))
+    for c, weight in enumerate(w):
+        out += weight * features[:, c].astype(np.float64)
+    return out
+
+
+def _linear_resize(a: np.ndarray, axis: int, out: int) -> np.ndarray:
+    """Linear interpolation along ``axis`` to ``out`` samples at half-pixel centres (align_corners=False)."""
+    n = a.shape[axis]
+    x = np.clip((np.arange(out) + 0.5) * n / out - 0.5, 0, n - 1)
+    i0 = np.floor(x).astype(int)
+    i1 = np.minimum(i0 + 1, n - 1)
+    shape = [1] * a.ndim
+    shape[axis] = out
+    w = (x - i0).reshape(shape)
+    return np.take(a, i0, axis) * (1 - w) + np.take(a, i1, axis) * w
+
+
+def _hand_upsample(maps: np.ndarray, T: int, size: int) -> np.ndarray:
+    """(n, T', H', W') -> (n * T, size, size): each window's map stretched over its own T frames."""
+    up = _linear_resize(_linear_resize(_linear_resize(maps.astype(np.float64), 1, T), 2, size), 3, size)
+    return up.reshape(-1, size, size)
+
+
+def _assert_heat_frames(pngs, frames: np.ndarray, maps: np.ndarray, signed: bool) -> None:
+    from matplotlib import colormaps
+    from PIL import Image
+
+    values = _hand_upsample(maps, 16, frames.shape[1]) / np.abs(maps).max()
+    colours = colormaps["bwr"]((values + 1) / 2) if signed else colormaps["jet"](np.abs(values))
+    expected = 0.5 * frames + 0.5 * 255 * colours[..., :3]
+    got = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in pngs]).astype(float)
+    assert got.shape == expected.shape
+    # uint8 truncation: under one level off; a value on a colour-table step may take the next entry
+    err = np.abs(got - expected)
+    assert err.max() <= 2 and (err > 1).mean() < 1e-4
+
+
+def test_upsample_stretches_each_window_over_its_own_frames():
+    from jobs.cam import upsample
+
+    maps = torch.randn(3, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    assert np.allclose(upsample(maps, 8, 16), _hand_upsample(maps.numpy(), 8, 16), atol=1e-5)
+    assert np.allclose(upsample(maps, 16, 4), _hand_upsample(maps.numpy(), 16, 4), atol=1e-5)
+
+
+class _Box(torch.nn.Module):
+    """A backbone whose features are known by hand: 2x2x2 means of the clip's three channels."""
+
+    out_channels, min_input = 3, (2, 2, 2)
+
+    def forward_features(self, x):
+        return torch.nn.functional.avg_pool3d(x, 2)
+
+    def forward(self, x):
+        return self.forward_features(x).mean(dim=(2, 3, 4))  # global average, as the map's mean
+
+
+def test_speednet_cam_is_the_logit_weights_at_every_position():
+    from models.speednet import SpeedNet
+
+    net = SpeedNet(_Box()).eval()
+    w = np.array([2.0, -1.0, 0.5])
+    with torch.no_grad():
+        net.head.weight.copy_(torch.tensor(w).view(1, 3, 1, 1, 1))
+        net.head.bias.fill_(3.0)
+    x = torch.randn(2, 3, 4, 6, 8, generator=torch.Generator().manual_seed(0))
+    features = x.numpy().reshape(2, 3, 2, 2, 3, 2, 4, 2).mean(axis=(3, 5, 7))  # 2x2x2 means, by hand
+    cam = net.activation_map(x)
+    assert cam.shape == (2, 2, 3, 4)
+    assert np.allclose(cam.detach().numpy(), _hand_cam(features, w), atol=1e-5)
+    # no bias in the map (it is the same everywhere: evidence of no position); with average pooling
+    # the logit is the map's mean plus the bias
+    assert torch.allclose(net(x), cam.mean(dim=(1, 2, 3)) + 3.0, atol=1e-5)
 
 
 def test_commands_refuse_bad_input(tiny_checkpoint, tiny_speednet_checkpoint, tmp_path, capsys):
@@ -271,6 +473,12 @@ def test_rspnet_similarity_maps_follow_equation_4(synthetic_splits, tiny_checkpo
             partner = torch.cat([e[1:], e[-2:-1]])
             expected = (partner * (x @ g.weight.t())).sum(1)
         assert torch.allclose(maps.mean(dim=(1, 2, 3)), expected, atol=1e-4)
+        # and at every position: the partner's embedding through W, as weights on the features there
+        with torch.no_grad():
+            features = model.backbone.forward_features(clips).numpy()
+        weights = partner.numpy() @ g.weight.detach().numpy()  # (N, C): (W x_j + b)' W
+        hand = np.stack([_hand_cam(features[n:n + 1], weights[n])[0] for n in range(len(clips))])
+        assert maps.shape == hand.shape and np.allclose(maps.detach().numpy(), hand, atol=1e-4)
     assert main([slow_motion_video["path"], "--checkpoint", str(path), "--size", "32", "--frames", "8",
                  "--out", str(tmp_path / "cam"), "--no-png"]) == 0
     assert main([slow_motion_video["path"], "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "x")]) == 2

@@ -138,8 +138,11 @@ def _entry(video: SourceVideo, listing: Listing) -> dict:
 
 def _identity(listing: Listing, split: str, root: Path, settings: JobSettings) -> dict:
     """What a plan was made from; a resumed run must match it exactly."""
-    return {"dataset": listing.dataset, "root": str(root.resolve()), "split": split,
-            "settings": json.loads(json.dumps(asdict(settings)))}
+    identity = {"dataset": listing.dataset, "root": str(root.resolve()), "split": split,
+                "settings": json.loads(json.dumps(asdict(settings)))}
+    if listing.fold is not None:  # another fold lists other videos: never resume one as the other
+        identity["fold"] = listing.fold
+    return identity
 
 
 def _pilot_videos_per_shard(keys: list[str], entries: dict, settings: JobSettings, workers: int) -> int:

@@ -49,6 +49,7 @@ class Listing:
     dataset: str
     labels: list[str]
     splits: dict[str, list[SourceVideo]] = field(default_factory=dict)
+    fold: int | None = None  # UCF101/HMDB51 split number: part of what a plan is made from
 
     def label_index(self, label: str | None) -> int:
         return self.labels.index(label) if label is not None else -1
@@ -152,7 +153,7 @@ def read_ucf101(root: Path, splits: list[str], fold: int = 1) -> Listing:
             classes[name.lower()] = (int(index), name)
     labels = [name for _, name in sorted(classes.values())]
     files = index_videos(root)
-    listing = Listing("ucf101", labels)
+    listing = Listing("ucf101", labels, fold=fold)
     for split in splits:
         if split not in ("train", "test"):
             raise DatasetError(f"UCF101 has splits train and test, not {split!r}")
@@ -187,7 +188,7 @@ def read_hmdb51(root: Path, splits: list[str], fold: int = 1) -> Listing:
     suffix = f"_test_split{fold}.txt"
     labels = sorted(p.name[: -len(suffix)] for p in split_files)
     files = index_videos(root)
-    listing = Listing("hmdb51", labels)
+    listing = Listing("hmdb51", labels, fold=fold)
     for split in splits:
         videos = []
         for split_file in split_files:
