@@ -14,40 +14,12 @@ from hypothesis import strategies as st
 from index import faiss_index as fi
 from index.build import TARGET_RECALL, load, locate, main
 from index.store import CLIP_COLUMNS, Layout, create, finish, identity, read_embeddings, write_unit
+from index.synthetic import clustered_vectors
 
 
 def unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     x = rng.standard_normal((n, d)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def clustered_vectors(n: int, dim: int, clusters: int = 1000, seed: int = 0, draw: int = 0, rank: int = 16,
-                      spread: float = 0.8, noise: float = 0.3) -> np.ndarray:
-    """(n, dim) unit rows from a seeded mixture of Gaussian clusters (``seed`` the mixture, ``draw`` the
-    points, so another draw gives held-out queries from the same clusters). Neighbours are meaningful,
-    as in learned embeddings, so an IVF index needs several lists to find them. A copy of the
-    benchmark's generator (jobs/bench/index.py): tests do not depend on benchmark code."""
-    model = np.random.default_rng([seed, 0])
-    centres = model.standard_normal((clusters, dim), dtype=np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    weights = model.dirichlet(np.full(clusters, 2.0))
-    rng = np.random.default_rng([seed, 1, draw])
-    sizes = rng.multinomial(n, weights)
-    where = rng.permutation(n)
-    rank = min(rank, dim)
-    out = np.empty((n, dim), dtype=np.float32)
-    start = 0
-    for c in np.flatnonzero(sizes):
-        directions = np.random.default_rng([seed, 2, c]).standard_normal((rank, dim), dtype=np.float32)
-        m = int(sizes[c])
-        block = rng.standard_normal((m, rank), dtype=np.float32) @ directions
-        block *= spread / np.sqrt(rank * dim)
-        block += rng.standard_normal((m, dim), dtype=np.float32) * np.float32(noise / np.sqrt(dim))
-        block += centres[c]
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[where[start:start + m]] = block
-        start += m
-    return out
 
 
 # --- exact search -----------------------------------------------------------------------------------
