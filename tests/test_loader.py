@@ -21,7 +21,7 @@ from pipeline.loader import VideoLoader  # noqa: E402
 from pipeline.plans import rspnet_plan  # noqa: E402
 from pipeline.shards import ShardIndex, resolve_shards  # noqa: E402
 from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset  # noqa: E402
-from tests.conftest import psnr  # noqa: E402
+from conftest import psnr  # noqa: E402
 from jobs.bench.shard import kinetics_layout  # noqa: E402
 
 RAW = AugmentConfig("none")

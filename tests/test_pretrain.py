@@ -25,7 +25,7 @@ from jobs.logbook import read_metrics  # noqa: E402
 from jobs.pretrain import main as pretrain_main, train  # noqa: E402
 from conftest import (assert_ranks_hold_the_same_weights, assert_ranks_split_each_epoch,  # noqa: E402
                       rank_records, shard_keys)
-from tiny_configs import tiny  # noqa: E402
+from tiny_configs import sets_args, tiny  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_rspnet_killed_and_resumed_logs_the_same_losses_as_an_uninterrupted_run(
 
     run_dir = tmp_path / "killed"
     args = [sys.executable, "-m", "jobs.pretrain", "tiny_rspnet", "--run-dir", str(run_dir), "--no-progress"]
-    args += [a for s in sets for a in ("--set", s)]
+    args += sets_args(sets)
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
@@ -55,7 +55,7 @@ def test_rspnet_killed_and_resumed_logs_the_same_losses_as_an_uninterrupted_run(
     killed_at = checkpoint.all_steps(run_dir)[-1]
     assert 6 <= killed_at < 14
     assert pretrain_main(["tiny_rspnet", "--run-dir", str(run_dir), "--resume", "--no-progress"]
-                         + [a for s in sets for a in ("--set", s)]) == 0
+                         + sets_args(sets)) == 0
     resumed = read_metrics(run_dir / "metrics.jsonl")
     assert [r["step"] for r in resumed] == list(range(1, 15))
     for a, b in zip(straight, resumed):
@@ -118,7 +118,7 @@ def two_process_run(synthetic_splits, tmp_path_factory) -> tuple[Path, str]:
     with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(io.StringIO()) as out:
         env.setenv("PRETRAIN_RANK_RECORD", "1")  # the job's processes inherit the environment
         code = pretrain_main(["tiny_rspnet", "--launcher", "local", "--tasks-per-node", "2", "--wait",
-                              "--run-dir", str(run_dir)] + [a for s in sets for a in ("--set", s)])
+                              "--run-dir", str(run_dir)] + sets_args(sets))
     assert code == 0, out.getvalue()
     return run_dir, out.getvalue()
 
@@ -158,7 +158,7 @@ def test_resume_refuses_a_checkpoint_written_by_another_number_of_processes(two_
     shutil.copytree(two_process_run[0] / "checkpoints", tmp_path / "checkpoints")
     sets = tiny("tiny_rspnet", synthetic_splits / "train", **{"optim.max_steps": 4, "data.batch_size": 6})
     assert pretrain_main(["tiny_rspnet", "--run-dir", str(tmp_path), "--resume", "--no-progress"]
-                         + [a for s in sets for a in ("--set", s)]) == 2
+                         + sets_args(sets)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"error: {checkpoint.path_for(tmp_path, 2)} was written by 2 processes, this run has 1: "
                        "the data order would not continue where it stopped")

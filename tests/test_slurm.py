@@ -21,13 +21,9 @@ from jobs.config import load  # noqa: E402
 from jobs.logbook import read_metrics  # noqa: E402
 from jobs.pretrain import main as pretrain_main, train  # noqa: E402
 from jobs.shard.__main__ import main as shard_main  # noqa: E402
-from tiny_configs import tiny  # noqa: E402
+from tiny_configs import sets_args, tiny  # noqa: E402
 
 pytestmark = pytest.mark.slurm
-
-
-def sets_args(sets: list[str]) -> list[str]:
-    return [a for s in sets for a in ("--set", s)]
 
 
 def test_two_task_pretraining_runs_to_the_end_with_gloo(slurm, synthetic_splits, tmp_path, capsys, monkeypatch):

@@ -18,3 +18,8 @@ def tiny(name: str, shards: Path, **extra) -> list[str]:
                  "model.backbone_options": "{ width = 8, temporal_stride = false }"}
     sets |= extra
     return [f"{k}={v}" for k, v in sets.items()]
+
+
+def sets_args(sets: list[str]) -> list[str]:
+    """The command-line form of ``tiny``'s overrides: --set each."""
+    return [a for s in sets for a in ("--set", s)]
