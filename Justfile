@@ -20,13 +20,13 @@ demo:
     {{python}} -m jobs.evaluate demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt speed --shards demo-out/shards/test --size 64
     {{python}} -m jobs.evaluate demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt retrieval --shards demo-out/shards/test --gallery demo-out/shards/train --size 64
     rm -rf demo-out/embeddings demo-out/index
-    {{python}} -m jobs.export demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt --shards demo-out/shards/train --out demo-out/embeddings/train.zarr --size 64
+    {{python}} -m index.export demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt --shards demo-out/shards/train --out demo-out/embeddings/train.zarr --size 64
     {{python}} -m index.build demo-out/embeddings/train.zarr --out demo-out/index
     {{python}} -m index.query "$(ls demo-out/kinetics/test/*.mp4 | head -1)" --k 5 --distinct --grid demo-out/query-grid.png --within "$(ls demo-out/kinetics/test/*.mp4 | sed -n 2p)" --plot demo-out/query-within.png
     {{python}} -m pipeline.synthetic --slow-motion demo-out/slowmo.mp4
-    {{python}} -m jobs.speediness demo-out/slowmo.mp4 --checkpoint demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --size 64 --out demo-out/speediness
-    {{python}} -m jobs.speedup demo-out/slowmo.mp4 --checkpoint demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --size 64 --rate 2 -o demo-out/speedup/slowmo-2x.mp4
-    {{python}} -m jobs.cam demo-out/slowmo.mp4 --checkpoint demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --size 64 --out demo-out/cam --no-png
+    {{python}} -m jobs.speed.speediness demo-out/slowmo.mp4 --checkpoint demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --size 64 --out demo-out/speediness
+    {{python}} -m jobs.speed.speedup demo-out/slowmo.mp4 --checkpoint demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --size 64 --rate 2 -o demo-out/speedup/slowmo-2x.mp4
+    {{python}} -m jobs.speed.cam demo-out/slowmo.mp4 --checkpoint demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --size 64 --out demo-out/cam --no-png
 
 # Shard a dataset: just shard kinetics ROOT OUT [--splits train,val --workers 16 ...]
 shard dataset root out *args:
@@ -36,7 +36,7 @@ shard dataset root out *args:
 preview shards *args:
     {{python}} -m pipeline.preview "$1" "${@:2}"
 
-# Pretrain: just pretrain CONFIG [--set data.shards=DIR --run-dir DIR --resume]; configs in jobs/configs/
+# Pretrain: just pretrain CONFIG [--set data.shards=DIR --run-dir DIR --resume]; configs in jobs/pretrain/configs/
 pretrain config *args:
     {{python}} -m jobs.pretrain "$1" "${@:2}"
 
@@ -46,7 +46,7 @@ evaluate checkpoint *args:
 
 # Embeddings of a checkpoint to zarr: just export CKPT --shards DIR --out NAME.zarr [--stride 8 --rate 1 --pool avg]
 export checkpoint *args:
-    {{python}} -m jobs.export "$1" "${@:2}"
+    {{python}} -m index.export "$1" "${@:2}"
 
 # FAISS index of an embedding store: just index STORE.zarr --out DIR [--level videos --factory F --add]
 index store *args:
@@ -58,15 +58,15 @@ query clip *args:
 
 # Speediness curves and slow motion of a video: just speediness video.mp4 --checkpoint CKPT [--out DIR]
 speediness video *args:
-    {{python}} -m jobs.speediness "$1" "${@:2}"
+    {{python}} -m jobs.speed.speediness "$1" "${@:2}"
 
 # Adaptive speedup: just speedup video.mp4 --checkpoint CKPT --rate 2 -o out.mp4 (also out-uniform.mp4, out-speedup.png)
 speedup video *args:
-    {{python}} -m jobs.speedup "$1" "${@:2}"
+    {{python}} -m jobs.speed.speedup "$1" "${@:2}"
 
 # Activation maps of SpeedNet (or RSPNet, linear heads) over a video: just cam video.mp4 --checkpoint CKPT [--signed --out DIR]
 cam video *args:
-    {{python}} -m jobs.cam "$1" "${@:2}"
+    {{python}} -m jobs.speed.cam "$1" "${@:2}"
 
 # The papers' retrieval test on UCF101 split 1 sharded by `just shard ucf101`: test queries train, top-1..50
 eval-retrieval checkpoint shards *args:
@@ -76,30 +76,35 @@ eval-retrieval checkpoint shards *args:
 test *args:
     {{python}} -m pytest -q "$@"
 
+# Format and lint the tree (CI checks both): just fmt
+fmt:
+    ruff format .
+    ruff check --fix .
+
 # Shard job throughput against a plain ffmpeg transcode of the same files (the ceiling)
 bench-shard *args:
-    {{python}} -m jobs.bench.shard "$@"
+    {{python}} -m bench.shard "$@"
 
 # Which codec and keyframe interval to store: size, encode cost and CPU decode paths, side by side
 bench-shard-codecs *args:
-    {{python}} -m jobs.bench.codecs "$@"
+    {{python}} -m bench.codecs "$@"
 
 # Loader clips/s against a PyAV DataLoader baseline and a sequential-decode ceiling, same shards
 bench-loader *args:
-    {{python}} -m jobs.bench.loader "$@"
+    {{python}} -m bench.loader "$@"
 
 # Does pretraining learn? Tiny SpeedNet speed accuracy and RSPNet retrieval on unseen objects, vs random init
 bench-learning *args:
-    {{python}} -m jobs.bench.learning "$@"
+    {{python}} -m bench.learning "$@"
 
 # Training clips/s against the loader alone and the model alone: which one is the bottleneck
 bench-train *args:
-    {{python}} -m jobs.bench.train "$@"
+    {{python}} -m bench.train "$@"
 
 # The adaptive-speedup solver against SciPy's SLSQP on the same problem (time, energy, rate error)
 bench-speedup *args:
-    {{python}} -m jobs.bench.speedup "$@"
+    {{python}} -m bench.speedup "$@"
 
 # FAISS search: Flat and the auto-chosen IVF index against numpy brute force (queries/s, recall@10)
 bench-index *args:
-    {{python}} -m jobs.bench.index "$@"
+    {{python}} -m bench.index "$@"

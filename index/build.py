@@ -14,7 +14,7 @@ Ids are global, so one index can span several stores (``--add`` appends one): ea
 FAISS id is its source's offset plus its row number in the store's ``clips/*`` or ``videos/*``
 arrays; a new source starts one past the largest id so far. ``locate`` maps an id back.
 
-Both files are replaced atomically (temporary file, then ``os.replace``), the index first and the
+Both files are replaced atomically (``pipeline.atomic``), the index first and the
 sidecar last: a reader never sees a sidecar describing an index that is not there yet, and ``load``
 refuses a pair whose counts disagree (a crash between the two replacements).
 """
@@ -25,7 +25,6 @@ import argparse
 import bisect
 import datetime
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,8 +32,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index import faiss_index as fi
+from index import faiss_index
 from index.store import identity, open_store, read_embeddings
+from pipeline.atomic import atomic_path, atomic_write_text
 
 FORMAT = "speedrep-index/1"
 INDEX_FILE = "index.faiss"
@@ -48,16 +48,19 @@ def load(directory: str | Path) -> tuple[faiss.Index, dict]:
     directory = Path(directory)
     if not (directory / INDEX_FILE).is_file() or not (directory / SIDECAR_FILE).is_file():
         raise FileNotFoundError(
-            f"no index at {directory} (build one with python -m index.build STORE --out {directory})")
+            f"no index at {directory} (build one with python -m index.build STORE --out {directory})"
+        )
     sidecar = json.loads((directory / SIDECAR_FILE).read_text())
     if sidecar.get("format") != FORMAT:
         raise ValueError(f"{directory / SIDECAR_FILE} is not a {FORMAT} sidecar")
     index = faiss.read_index(str(directory / INDEX_FILE))
     if index.ntotal != sidecar["count"]:
-        raise ValueError(f"{directory}: {INDEX_FILE} holds {index.ntotal} rows but {SIDECAR_FILE} says "
-                         f"{sidecar['count']} (a build was interrupted: build again)")
+        raise ValueError(
+            f"{directory}: {INDEX_FILE} holds {index.ntotal} rows but {SIDECAR_FILE} says "
+            f"{sidecar['count']} (a build was interrupted: build again)"
+        )
     if sidecar.get("nprobe"):
-        fi.set_nprobe(index, sidecar["nprobe"])
+        faiss_index.set_nprobe(index, sidecar["nprobe"])
     return index, sidecar
 
 
@@ -76,9 +79,13 @@ def check_source(sidecar: dict, path: str) -> None:
     try:
         now = identity(Path(path))
     except FileNotFoundError:
-        raise ValueError(f"the index's store {path} is gone (moved or deleted): put it back, or build the index again") from None
+        raise ValueError(
+            f"the index's store {path} is gone (moved or deleted): put it back, or build the index again"
+        ) from None
     if source.get("identity", now) != now:  # indexes built before identities were recorded: not checked
-        raise ValueError(f"{path} was exported again since the index was built: its rows may differ; build the index again")
+        raise ValueError(
+            f"{path} was exported again since the index was built: its rows may differ; build the index again"
+        )
 
 
 def _max_id(source: dict) -> int:
@@ -96,23 +103,23 @@ def _read_source(path: Path, level: str, offset: int) -> tuple[np.ndarray, np.nd
 
 def _write_atomically(directory: Path, index: faiss.Index, sidecar: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{INDEX_FILE}.{os.getpid()}.tmp"
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, directory / INDEX_FILE)
-    tmp = directory / f".{SIDECAR_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(sidecar, indent=2) + "\n")
-    os.replace(tmp, directory / SIDECAR_FILE)
+    with atomic_path(directory / INDEX_FILE) as tmp:
+        faiss.write_index(index, str(tmp))
+    atomic_write_text(directory / SIDECAR_FILE, json.dumps(sidecar, indent=2) + "\n")
 
 
 def _tune(index: faiss.Index, vectors: np.ndarray, ids: np.ndarray) -> tuple[int | None, float | None]:
     """Tuned nprobe and its recall@10 for IVF; (None, None) for Flat, which is exact."""
-    if fi.ivf_of(index) is None:
+    if faiss_index.ivf_of(index) is None:
         return None, None
-    nprobe, recall = fi.tune_nprobe(index, vectors, ids, target=TARGET_RECALL)
+    nprobe, recall = faiss_index.tune_nprobe(index, vectors, ids, target=TARGET_RECALL)
     recall = round(recall, 4)
     if recall < TARGET_RECALL:
-        print(f"warning: recall@10 reaches only {recall:.3f} at best (nprobe {nprobe}, tried up to every list); "
-              "a larger nlist or SQ8 instead of PQ would do better", file=sys.stderr)
+        print(
+            f"warning: recall@10 reaches only {recall:.3f} at best (nprobe {nprobe}, tried up to every list); "
+            "a larger nlist or SQ8 instead of PQ would do better",
+            file=sys.stderr,
+        )
     return nprobe, recall
 
 
@@ -123,19 +130,36 @@ def build_new(store: Path, out: Path, level: str, factory: str | None, memory_by
     if len(ids) == 0:
         raise ValueError(f"{store} has no {level} rows to index")
     n, dim = vectors.shape
-    factory = factory or fi.choose_factory(n, dim, memory_bytes)
+    factory = factory or faiss_index.choose_factory(n, dim, memory_bytes)
     start = time.perf_counter()
-    index = fi.build(vectors, ids, factory, use_gpu)
+    index = faiss_index.build(vectors, ids, factory, use_gpu)
     seconds = time.perf_counter() - start
     nprobe, recall = _tune(index, vectors, ids)
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     sidecar = {
-        "format": FORMAT, "level": level, "dim": dim, "count": int(index.ntotal), "factory": factory,
-        "metric": "inner_product", "normalized": True, "nprobe": nprobe, "recall_at_10": recall,
-        "build_seconds": round(seconds, 3), "gpu": fi.uses_gpu(factory, use_gpu), "faiss": faiss.__version__,
-        "model": attrs.get("model"), **{k: attrs[k] for k in COPIED_ATTRS if k in attrs},
-        "sources": [{"store": str(store.resolve()), "offset": 0, "count": n, "max_id": int(ids.max()),
-                     "identity": identity(store)}],
+        "format": FORMAT,
+        "level": level,
+        "dim": dim,
+        "count": int(index.ntotal),
+        "factory": factory,
+        "metric": "inner_product",
+        "normalised": True,
+        "nprobe": nprobe,
+        "recall_at_10": recall,
+        "build_seconds": round(seconds, 3),
+        "gpu": faiss_index.uses_gpu(factory, use_gpu),
+        "faiss": faiss.__version__,
+        "model": attrs.get("model"),
+        **{k: attrs[k] for k in COPIED_ATTRS if k in attrs},
+        "sources": [
+            {
+                "store": str(store.resolve()),
+                "offset": 0,
+                "count": n,
+                "max_id": int(ids.max()),
+                "identity": identity(store),
+            }
+        ],
         "created": now,
     }
     _write_atomically(out, index, sidecar)
@@ -156,16 +180,20 @@ def add_store(store: Path, out: Path, level: str, factory: str | None) -> dict:
         raise ValueError(f"{store} has dim {attrs.get('dim')}, the index in {out} has {sidecar['dim']}")
     fingerprint = (attrs.get("model") or {}).get("fingerprint")
     if fingerprint != (sidecar.get("model") or {}).get("fingerprint"):
-        raise ValueError(f"{store} was embedded by another model (fingerprint {fingerprint}) than the index "
-                         f"in {out} ({(sidecar.get('model') or {}).get('fingerprint')})")
+        raise ValueError(
+            f"{store} was embedded by another model (fingerprint {fingerprint}) than the index "
+            f"in {out} ({(sidecar.get('model') or {}).get('fingerprint')})"
+        )
     if factory and factory != sidecar["factory"]:
         raise ValueError(f"--factory {factory} differs from the index's {sidecar['factory']}")
     if any(s["store"] == path for s in sidecar["sources"]):
         raise ValueError(f"{path} is already in the index in {out}")
     for key in COPIED_ATTRS:
         if key in attrs and key in sidecar and attrs[key] != sidecar[key]:
-            print(f"warning: {store} has other {key} settings than the index: {attrs[key]} vs {sidecar[key]}",
-                  file=sys.stderr)
+            print(
+                f"warning: {store} has other {key} settings than the index: {attrs[key]} vs {sidecar[key]}",
+                file=sys.stderr,
+            )
     offset = max(_max_id(s) for s in sidecar["sources"]) + 1
     vectors, ids = _read_source(store, level, offset)
     if len(ids) == 0:
@@ -173,37 +201,55 @@ def add_store(store: Path, out: Path, level: str, factory: str | None) -> dict:
     start = time.perf_counter()
     index.add_with_ids(vectors, ids)
     seconds = time.perf_counter() - start
-    sources = [*sidecar["sources"], {"store": path, "offset": offset, "count": len(ids), "max_id": int(ids.max()),
-                                     "identity": identity(Path(path))}]
-    if fi.ivf_of(index) is not None:
+    sources = [
+        *sidecar["sources"],
+        {
+            "store": path,
+            "offset": offset,
+            "count": len(ids),
+            "max_id": int(ids.max()),
+            "identity": identity(Path(path)),
+        },
+    ]
+    if faiss_index.ivf_of(index) is not None:
         parts = [(vectors, ids)] + [_read_source(Path(s["store"]), level, s["offset"]) for s in sidecar["sources"]]
         everything = np.concatenate([v for v, _ in parts]), np.concatenate([i for _, i in parts])
         del parts
         sidecar["nprobe"], sidecar["recall_at_10"] = _tune(index, *everything)
         del everything
-    sidecar.update(count=int(index.ntotal), add_seconds=round(seconds, 3), sources=sources,
-                   faiss=faiss.__version__,
-                   updated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    sidecar.update(
+        count=int(index.ntotal),
+        add_seconds=round(seconds, 3),
+        sources=sources,
+        faiss=faiss.__version__,
+        updated=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
     _write_atomically(out, index, sidecar)
     return sidecar
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m index.build", description=__doc__.split("\n\n")[0])
-    p.add_argument("store", type=Path, help="the embedding store (NAME.zarr, from python -m jobs.export)")
+    p.add_argument("store", type=Path, help="the embedding store (NAME.zarr, from python -m index.export)")
     p.add_argument("--out", type=Path, required=True, help="folder for index.faiss and index.json")
     p.add_argument("--level", choices=("clips", "videos"), default="clips")
-    p.add_argument("--factory", help="a FAISS factory string (Flat, IVF4096,SQ8, ...); default: chosen from the "
-                                     "row count and --memory-gb")
+    p.add_argument(
+        "--factory",
+        help="a FAISS factory string (Flat, IVF4096,SQ8, ...); default: chosen from the row count and --memory-gb",
+    )
     p.add_argument("--memory-gb", type=float, default=8.0, help="memory the index may take (default 8)")
-    p.add_argument("--gpu", choices=("auto", "yes", "no"), default="auto",
-                   help="train and fill IVF indexes on GPU (auto: when FAISS sees one)")
+    p.add_argument(
+        "--gpu",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="train and fill IVF indexes on GPU (auto: when FAISS sees one)",
+    )
     p.add_argument("--add", action="store_true", help="append STORE to the index already in --out")
     args = p.parse_args(argv)
-    if args.gpu == "yes" and fi.gpu_count() == 0:
+    if args.gpu == "yes" and faiss_index.gpu_count() == 0:
         print("error: --gpu yes but FAISS sees no GPU (the faiss-cpu wheel has no GPU code)", file=sys.stderr)
         return 2
-    use_gpu = args.gpu != "no" and fi.gpu_count() > 0
+    use_gpu = args.gpu != "no" and faiss_index.gpu_count() > 0
     try:
         if args.add:
             sidecar = add_store(args.store, args.out, args.level, args.factory)
@@ -212,12 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    tuned = (f"nprobe {sidecar['nprobe']}, recall@10 {sidecar['recall_at_10']:.3f}"
-             if sidecar["nprobe"] is not None else "exact")
-    print(f"{args.out / INDEX_FILE}: {sidecar['count']} {sidecar['level']} rows of dim {sidecar['dim']} from "
-          f"{len(sidecar['sources'])} store(s), {sidecar['factory']} ({tuned}), "
-          f"{'added' if args.add else 'built'} in {sidecar['add_seconds' if args.add else 'build_seconds']:.1f} s on "
-          f"{'GPU' if sidecar['gpu'] and not args.add else 'CPU'}")
+    tuned = (
+        f"nprobe {sidecar['nprobe']}, recall@10 {sidecar['recall_at_10']:.3f}"
+        if sidecar["nprobe"] is not None
+        else "exact"
+    )
+    print(
+        f"{args.out / INDEX_FILE}: {sidecar['count']} {sidecar['level']} rows of dim {sidecar['dim']} from "
+        f"{len(sidecar['sources'])} store(s), {sidecar['factory']} ({tuned}), "
+        f"{'added' if args.add else 'built'} in {sidecar['add_seconds' if args.add else 'build_seconds']:.1f} s on "
+        f"{'GPU' if sidecar['gpu'] and not args.add else 'CPU'}"
+    )
     return 0
 
 

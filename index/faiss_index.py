@@ -85,8 +85,9 @@ def _training_rows(n: int, nlist: int, pq: bool, per_list: int, seed: int) -> np
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
-def build(vectors: np.ndarray, ids: np.ndarray, factory: str, use_gpu: bool, *,
-          train_per_list: int = 256, seed: int = 0) -> faiss.Index:
+def build(
+    vectors: np.ndarray, ids: np.ndarray, factory: str, use_gpu: bool, *, train_per_list: int = 256, seed: int = 0
+) -> faiss.Index:
     """A trained CPU index of ``vectors`` (float32 unit rows) under ``ids`` (int64), inner product.
 
     IVF indexes are trained on a seeded subsample (``train_per_list`` rows a list, 39 to 256) and,
@@ -133,8 +134,7 @@ def set_nprobe(index: faiss.Index, nprobe: int) -> None:
         faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", int(max(nprobe, 1)))
 
 
-def search(index: faiss.Index, queries: np.ndarray, k: int, nprobe: int | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
+def search(index: faiss.Index, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(scores (q, k) float32, ids (q, k) int64), best first. ``nprobe`` (IVF only) is set on the index
     and stays set; None keeps the index's current value (``index.build.load`` sets the tuned one)."""
     if nprobe is not None:
@@ -145,8 +145,7 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, nprobe: int | None =
     return scores, ids.astype(np.int64, copy=False)
 
 
-def brute_force(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def brute_force(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by inner product in numpy, (scores (q, k) float32, ids (q, k) int64): the reference
     the tests and the benchmark hold every index against. Ties are ordered by id (smallest first), also
     at the k-th place, so the answer is unique. Queries go in chunks to bound the score matrix."""
@@ -161,7 +160,7 @@ def brute_force(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: in
         return out_scores, out_ids
     step = max(1, _BRUTE_FORCE_BYTES // (4 * n))
     for lo in range(0, q, step):
-        s = queries[lo:lo + step] @ vectors.T
+        s = queries[lo : lo + step] @ vectors.T
         part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
         kth = np.take_along_axis(s, part, axis=1).min(axis=1)
         for r in range(len(s)):
@@ -184,8 +183,9 @@ def recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
     return float(found / total) if total else 1.0
 
 
-def topk_agree(ids_a: np.ndarray, scores_a: np.ndarray, ids_b: np.ndarray, scores_b: np.ndarray,
-               tol: float = 1e-6) -> np.ndarray:
+def topk_agree(
+    ids_a: np.ndarray, scores_a: np.ndarray, ids_b: np.ndarray, scores_b: np.ndarray, tol: float = 1e-6
+) -> np.ndarray:
     """Per query: the two result lists are the same up to ties. Scores agree within ``tol`` at every
     place, and the ids differ only inside a tie: where the score equals (within ``tol``) a neighbour's
     in the list (two equally near rows, listed in either order) or the k-th score (equally near rows
@@ -213,8 +213,9 @@ def _drop_self(result_ids: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarr
     return out
 
 
-def tune_nprobe(index: faiss.Index, vectors: np.ndarray, ids: np.ndarray, target: float = 0.95,
-                queries: int = 1000, seed: int = 0) -> tuple[int | None, float]:
+def tune_nprobe(
+    index: faiss.Index, vectors: np.ndarray, ids: np.ndarray, target: float = 0.95, queries: int = 1000, seed: int = 0
+) -> tuple[int | None, float]:
     """(smallest nprobe in 1, 2, 4, ... nlist whose recall@10 reaches ``target``, that recall).
 
     Queries are a seeded sample of the stored rows (``vectors``, ``ids``: everything in the index),

@@ -21,16 +21,17 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from index import build, store
+from index.embed import video_embeddings, windows_of_video
 from index.faiss_index import search
 from index.within import peaks, plot_curve
-from jobs.embed import video_embeddings, windows_of_video
-from jobs.export import load_backbone
-from jobs.retime import decoded_frames
-from jobs.shard.files import shard_video
-from jobs.shard.transcode import EncodeSettings
+from models.trained import CheckpointMissing, fingerprint, load_trained
+from pipeline.atomic import atomic_path
+from pipeline.decode import frames_at
+from pipeline.device import torch_device
+from pipeline.loose_videos import shard_video
+from pipeline.normalise import EncodeSettings
 from pipeline.shards import ShardIndex
 
 DEFAULT_INDEX = Path("demo-out/index")  # where `just demo` builds one
@@ -44,13 +45,18 @@ def embedder(sidecar: dict, device: str):
     """The index's model, refusing a checkpoint whose weights are not the ones the index was built with."""
     model = sidecar["model"]
     try:
-        backbone, found = load_backbone(Path(model["checkpoint"]))
-    except FileNotFoundError:
+        trained = load_trained(Path(model["checkpoint"]))
+    except CheckpointMissing:
         raise QueryError(f"the index's model checkpoint is gone: {model['checkpoint']}") from None
-    if found["fingerprint"] != model["fingerprint"]:
-        raise QueryError(f"{model['checkpoint']} no longer holds the model this index was built from "
-                         f"(weights {found['fingerprint']} != {model['fingerprint']}): rebuild the index")
-    return backbone.to(device)
+    except ValueError as e:
+        raise QueryError(str(e)) from None
+    found = fingerprint(trained.backbone)
+    if found != model["fingerprint"]:
+        raise QueryError(
+            f"{model['checkpoint']} no longer holds the model this index was built from "
+            f"(weights {found} != {model['fingerprint']}): rebuild the index"
+        )
+    return trained.backbone.to(device)
 
 
 def prepare(path: Path, sidecar: dict, work: Path) -> list[Path]:
@@ -65,16 +71,18 @@ def prepare(path: Path, sidecar: dict, work: Path) -> list[Path]:
 def windows_of(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[np.ndarray, np.ndarray]:
     """(W, T) frame indices and (W, D) unit embeddings of every window of the one video in ``tars``."""
     c = sidecar["clips"]
-    return windows_of_video(backbone, tars, T=c["T"], stride=c["stride"], rate=c["rate"], size=c["size"],
-                            pool=c["pool"], device=device)
+    return windows_of_video(
+        backbone, tars, T=c["T"], stride=c["stride"], rate=c["rate"], size=c["size"], pool=c["pool"], device=device
+    )
 
 
 def query_vector(backbone, tars: list[Path], sidecar: dict, device: str) -> tuple[np.ndarray, tuple[int, int]]:
     """The query's unit embedding at the index's level, and the [first, end) frames it covers."""
     if sidecar["level"] == "videos":
         v = sidecar["videos"]
-        _, _, vec = video_embeddings(backbone, tars, T=v["T"], clips=v["clips"], size=v["size"], pool=v["pool"],
-                                     device=device)
+        _, _, vec = video_embeddings(
+            backbone, tars, T=v["T"], clips=v["clips"], size=v["size"], pool=v["pool"], device=device
+        )
         return vec[0], (0, ShardIndex(tars).read_meta(0).frames)
     indices, emb = windows_of(backbone, tars, sidecar, device)
     mean = emb.mean(axis=0)
@@ -83,8 +91,11 @@ def query_vector(backbone, tars: list[Path], sidecar: dict, device: str) -> tupl
 
 def results(sidecar: dict, scores: np.ndarray, ids: np.ndarray) -> list[dict]:
     """Rank, score and what each hit is (video, label, times), read from the stores that hold them."""
-    hits = [(rank, float(score), *build.locate(sidecar, int(fid)))
-            for rank, (score, fid) in enumerate(zip(scores, ids), 1) if fid >= 0]  # -1: fewer hits than k
+    hits = [
+        (rank, float(score), *build.locate(sidecar, int(fid)))
+        for rank, (score, fid) in enumerate(zip(scores, ids), 1)
+        if fid >= 0
+    ]  # -1: fewer hits than k
     described = {}
     for path in {h[2] for h in hits}:
         try:
@@ -94,29 +105,18 @@ def results(sidecar: dict, scores: np.ndarray, ids: np.ndarray) -> list[dict]:
         mine = [h for h in hits if h[2] == path]
         rows = store.describe_rows(Path(path), sidecar["level"], np.array([h[4] for h in mine]))
         described |= {(path, h[4]): row for h, row in zip(mine, rows)}
-    return [{"rank": rank, "score": score, **described[(path, row)], "store": str(path)}
-            for rank, score, path, _, row in hits]
+    return [
+        {"rank": rank, "score": score, **described[(path, row)], "store": str(path)}
+        for rank, score, path, _, row in hits
+    ]
 
 
 def table(rows: list[dict]) -> str:
     lines = [f"{'rank':>4}  {'score':>6}  {'video':<28} {'label':<20} {'start':>7} {'end':>7}"]
     for r in rows:
-        times = (f"{r['start_time']:7.2f} {r['end_time']:7.2f}" if "start_time" in r else f"{'':>7} {'':>7}")
+        times = f"{r['start_time']:7.2f} {r['end_time']:7.2f}" if "start_time" in r else f"{'':>7} {'':>7}"
         lines.append(f"{r['rank']:>4}  {r['score']:6.3f}  {r['video'][:28]:<28} {(r['label'] or '-')[:20]:<20} {times}")
     return "\n".join(lines)
-
-
-def decode_frames(data: bytes, indices) -> np.ndarray:
-    """RGB frames ``indices`` of an encoded video (sequential decode), (len, H, W, 3) uint8."""
-    wanted, last = {int(i) for i in indices}, int(max(indices))
-    found: dict[int, np.ndarray] = {}
-    for i, frame in enumerate(decoded_frames(data)):
-        if i in wanted:
-            found[i] = frame
-        if i >= last:
-            break
-    fallback = found[max(found)]  # a stored video shorter than its metadata says: repeat its end
-    return np.stack([found.get(int(i), fallback) for i in indices])
 
 
 def grid(query_tars: list[Path], query_span: tuple[int, int], rows: list[dict], out: Path) -> None:
@@ -126,7 +126,7 @@ def grid(query_tars: list[Path], query_span: tuple[int, int], rows: list[dict], 
     def clip(tars, position, first, last):
         index = ShardIndex(tars)
         _, data = index.read(position)
-        return decode_frames(data, np.linspace(first, last - 1, 6).round().astype(int))
+        return frames_at(data, np.linspace(first, last - 1, 6).round().astype(int))
 
     clips = [clip(query_tars, 0, *query_span)]
     captions = ["query"]
@@ -140,13 +140,13 @@ def grid(query_tars: list[Path], query_span: tuple[int, int], rows: list[dict], 
         times = f"\n{r['start_time']:.1f}-{r['end_time']:.1f} s" if "start_time" in r else ""
         captions.append(f"#{r['rank']}  {r['score']:.3f}\n{r['video'][:30]}\n{r['label'] or '-'}{times}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    contact_sheet(clips, captions, max_frames=6).save(tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        contact_sheet(clips, captions, max_frames=6).save(tmp, format="PNG")
 
 
-def within(backbone, vector: np.ndarray, path: Path, sidecar: dict, work: Path, device: str, plot: Path,
-           count: int) -> dict:
+def within(
+    backbone, vector: np.ndarray, path: Path, sidecar: dict, work: Path, device: str, plot: Path, count: int
+) -> dict:
     """Similarity of the query to every window of ``path`` over time, its peaks, and the plot."""
     tars = prepare(path, sidecar, work)
     indices, emb = windows_of(backbone, tars, sidecar, device)
@@ -156,10 +156,22 @@ def within(backbone, vector: np.ndarray, path: Path, sidecar: dict, work: Path, 
     c = sidecar["clips"]
     top = peaks(scores, separation=max(1, c["T"] // c["stride"]), count=count)
     plot_curve(centre, scores, top, f"query vs {path.name}", plot)
-    return {"video": str(path), "plot": str(plot), "times": centre.tolist(), "scores": scores.tolist(),
-            "peaks": [{"rank": r, "time": float(centre[i]), "start_time": float(indices[i, 0] / fps),
-                       "end_time": float((indices[i, -1] + 1) / fps), "score": float(scores[i])}
-                      for r, i in enumerate(top, 1)]}
+    return {
+        "video": str(path),
+        "plot": str(plot),
+        "times": centre.tolist(),
+        "scores": scores.tolist(),
+        "peaks": [
+            {
+                "rank": r,
+                "time": float(centre[i]),
+                "start_time": float(indices[i, 0] / fps),
+                "end_time": float((indices[i, -1] + 1) / fps),
+                "score": float(scores[i]),
+            }
+            for r, i in enumerate(top, 1)
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peaks", type=int, default=5, help="--within: peaks to report (default %(default)s)")
     p.add_argument("--grid", type=Path, metavar="PNG", help="contact sheet of the query and its results")
     args = p.parse_args(argv)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch_device()
     try:
         folder = args.index or DEFAULT_INDEX
         if args.index is None and not (folder / "index.json").is_file():
@@ -194,14 +206,15 @@ def main(argv: list[str] | None = None) -> int:
             scores, ids = search(index, vector[None].astype(np.float32), depth, sidecar.get("nprobe"))
             hits = results(sidecar, scores[0], ids[0])
             if args.distinct:
-                hits = [h for i, h in enumerate(hits) if h["video"] not in {g["video"] for g in hits[:i]}][:args.k]
+                hits = [h for i, h in enumerate(hits) if h["video"] not in {g["video"] for g in hits[:i]}][: args.k]
                 for rank, h in enumerate(hits, 1):
                     h["rank"] = rank
             out = {"query": str(args.clip), "index": str(folder), "level": sidecar["level"], "results": hits}
             if args.within:
                 plot = args.plot or Path(f"{args.within.stem}-similarity.png")
-                out["within"] = within(backbone, vector, args.within, sidecar, Path(work) / "within", device, plot,
-                                       args.peaks)
+                out["within"] = within(
+                    backbone, vector, args.within, sidecar, Path(work) / "within", device, plot, args.peaks
+                )
             if args.grid:
                 grid(query_tars, span, out["results"], args.grid)
                 out["grid"] = str(args.grid)

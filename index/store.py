@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +39,18 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
+from pipeline.atomic import atomic_path
+
 FORMAT = "speedrep-embeddings/1"
-CLIP_COLUMNS = {"video": "int32", "start_frame": "int32", "end_frame": "int32", "start_time": "float32",
-                "end_time": "float32", "stride": "int32", "rate": "float32"}
+CLIP_COLUMNS = {
+    "video": "int32",
+    "start_frame": "int32",
+    "end_frame": "int32",
+    "start_time": "float32",
+    "end_time": "float32",
+    "stride": "int32",
+    "rate": "float32",
+}
 VIDEO_COLUMNS = {"fps": "float32", "frames": "int32"}
 # float16 rows of a few hundred dims compress little; byte shuffle + zstd still saves ~10%.
 _EMBEDDING_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle)
@@ -81,41 +88,67 @@ def create(path: Path, layout: Layout, dim: int, attrs: dict) -> zarr.Group:
     path = Path(path)
     if path.exists():
         return open_store(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with atomic_path(path) as tmp:
+            _create_at(tmp, layout, dim, attrs)
+    except OSError:  # another rank renamed its store into place first: use theirs
+        if not path.exists():
+            raise
+    return open_store(path)
+
+
+def _create_at(tmp: Path, layout: Layout, dim: int, attrs: dict) -> None:
     rows, videos = int(layout.offsets()[-1]), len(layout.windows)
     root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
     vchunk = layout.videos_per_unit
     clips, vids = root.create_group("clips"), root.create_group("videos")
-    clips.create_array("embedding", shape=(rows, dim), chunks=(layout.chunk_rows, dim), dtype="float16",
-                       compressors=_EMBEDDING_CODEC, fill_value=0)
+    clips.create_array(
+        "embedding",
+        shape=(rows, dim),
+        chunks=(layout.chunk_rows, dim),
+        dtype="float16",
+        compressors=_EMBEDDING_CODEC,
+        fill_value=0,
+    )
     for name, dtype in CLIP_COLUMNS.items():
-        clips.create_array(name, shape=(rows,), chunks=(layout.chunk_rows,), dtype=dtype,
-                           fill_value=-1 if name == "video" else 0)
-    vids.create_array("embedding", shape=(videos, dim), chunks=(vchunk, dim), dtype="float16",
-                      compressors=_EMBEDDING_CODEC, fill_value=0)
+        clips.create_array(
+            name, shape=(rows,), chunks=(layout.chunk_rows,), dtype=dtype, fill_value=-1 if name == "video" else 0
+        )
+    vids.create_array(
+        "embedding",
+        shape=(videos, dim),
+        chunks=(vchunk, dim),
+        dtype="float16",
+        compressors=_EMBEDDING_CODEC,
+        fill_value=0,
+    )
     for name in ("key", "label"):
         vids.create_array(name, shape=(videos,), chunks=(vchunk,), dtype=str, fill_value="")
     for name, dtype in VIDEO_COLUMNS.items():
         vids.create_array(name, shape=(videos,), chunks=(vchunk,), dtype=dtype, fill_value=0)
     root.create_array("done", shape=(layout.units,), chunks=(1,), dtype=bool, fill_value=False)
-    root.attrs.update({**attrs, "format": FORMAT, "dim": dim, "complete": False,
-                       "layout": {"windows": list(layout.windows), "videos_per_unit": layout.videos_per_unit,
-                                  "chunk_rows": layout.chunk_rows}})
-    try:
-        os.rename(tmp, path)  # fails if another rank got there first: use theirs
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return open_store(path)
+    root.attrs.update(
+        {
+            **attrs,
+            "format": FORMAT,
+            "dim": dim,
+            "complete": False,
+            "layout": {
+                "windows": list(layout.windows),
+                "videos_per_unit": layout.videos_per_unit,
+                "chunk_rows": layout.chunk_rows,
+            },
+        }
+    )
 
 
 def open_store(path: Path, mode: str = "r+") -> zarr.Group:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no embedding store at {path} (make one with python -m jobs.export)")
+        raise FileNotFoundError(f"no embedding store at {path} (make one with python -m index.export)")
     root = zarr.open_group(str(path), mode=mode)
     if root.attrs.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an embedding store written by jobs.export")
+        raise ValueError(f"{path} is not an embedding store written by index.export")
     return root
 
 
@@ -147,10 +180,10 @@ def write_unit(root: zarr.Group, unit: int, clips: dict[str, np.ndarray], videos
         column = np.asarray(clips[name])
         padded = np.full((rows, *column.shape[1:]), -1 if name == "video" else 0, dtype=root["clips"][name].dtype)
         padded[:n] = column
-        root["clips"][name][start:start + rows] = padded
+        root["clips"][name][start : start + rows] = padded
     span = layout.videos_of(unit)
     for name, column in videos.items():
-        root["videos"][name][span.start:span.stop] = np.asarray(column)
+        root["videos"][name][span.start : span.stop] = np.asarray(column)
     root["done"][unit] = True
 
 
@@ -197,7 +230,11 @@ def describe_rows(path: Path, level: str, ids: np.ndarray) -> list[dict]:
     for i in range(len(ids)):
         row = {"id": int(ids[i]), "video": str(keys[i]), "label": str(labels[i]) or None, "video_row": int(video[i])}
         if level == "clips":
-            row.update(start_time=float(columns["start_time"][i]), end_time=float(columns["end_time"][i]),
-                       start_frame=int(columns["start_frame"][i]), end_frame=int(columns["end_frame"][i]))
+            row.update(
+                start_time=float(columns["start_time"][i]),
+                end_time=float(columns["end_time"][i]),
+                start_frame=int(columns["start_frame"][i]),
+                end_frame=int(columns["end_frame"][i]),
+            )
         out.append(row)
     return out

@@ -6,8 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def clustered_vectors(n: int, dim: int, clusters: int = 1000, seed: int = 0, draw: int = 0, rank: int = 16,
-                      spread: float = 0.8, noise: float = 0.3) -> np.ndarray:
+def clustered_vectors(
+    n: int,
+    dim: int,
+    clusters: int = 1000,
+    seed: int = 0,
+    draw: int = 0,
+    rank: int = 16,
+    spread: float = 0.8,
+    noise: float = 0.3,
+) -> np.ndarray:
     """(n, dim) float32 unit rows from a seeded mixture of Gaussian clusters. ``seed`` fixes the mixture
     (centres, sizes, directions), ``draw`` the points, so queries (another draw) come from the same
     clusters. Each cluster: unit centre + a Gaussian in ``rank`` random directions (norm ~``spread``)
@@ -32,6 +40,6 @@ def clustered_vectors(n: int, dim: int, clusters: int = 1000, seed: int = 0, dra
         block += rng.standard_normal((m, dim), dtype=np.float32) * np.float32(noise / np.sqrt(dim))
         block += centres[c]
         block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[where[start:start + m]] = block
+        out[where[start : start + m]] = block
         start += m
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs.logbook import save_figure
+from pipeline.atomic import save_figure
 
 
 def peaks(scores: np.ndarray, separation: int, count: int = 5) -> np.ndarray:

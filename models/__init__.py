@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from .base import Backbone
 from .c3d import C3D
-from .resnet3d import R2Plus1D10, R2Plus1D18, R3D10, R3D18, VideoResNet
+from .resnet3d import R3D10, R3D18, R2Plus1D10, R2Plus1D18, VideoResNet
 from .s3dg import S3DG, speednet_pool
 from .speednet import SpeedNet
 

@@ -44,9 +44,7 @@ class Backbone(nn.Module):
         if x.dim() != 5 or x.shape[1] != 3:
             raise ValueError(f"{type(self).__name__} expects (N, 3, T, H, W), got {tuple(x.shape)}")
         if any(s < m for s, m in zip(x.shape[2:], self.min_input)):
-            raise ValueError(
-                f"{type(self).__name__} needs (T, H, W) >= {self.min_input}, got {tuple(x.shape[2:])}"
-            )
+            raise ValueError(f"{type(self).__name__} needs (T, H, W) >= {self.min_input}, got {tuple(x.shape[2:])}")
 
 
 POOLS = ("avg", "max")

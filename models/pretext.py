@@ -15,7 +15,7 @@ from torch import nn
 from models import build_backbone
 from models.rspnet import RSPNet
 from models.speednet import SpeedNet
-from objectives.speednet import speed_accuracy, speed_loss, sped_up_targets
+from objectives.speednet import sped_up_targets, speed_accuracy, speed_loss
 
 PLAN_OF = {"speednet": "speednet", "rspnet": "rspnet"}  # the loader plan each task trains on
 
@@ -30,12 +30,13 @@ class SpeedNetTask(nn.Module):
 
     def forward(self, video: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
         logits = self.net(video)
-        targets = sped_up_targets(batch["role"], device=logits.device)
+        targets = sped_up_targets(batch.role, device=logits.device)
         return {"loss": speed_loss(logits, targets), "speed_acc": speed_accuracy(logits.detach(), targets)}
 
 
-def build_pretext(method: str, backbone: str, backbone_options: dict | None = None, seed: int = 0,
-                  micro_batches: int = 1, **options) -> nn.Module:
+def build_pretext(
+    method: str, backbone: str, backbone_options: dict | None = None, seed: int = 0, micro_batches: int = 1, **options
+) -> nn.Module:
     """``method`` "speednet" or "rspnet" on the named backbone; ``options`` go to ``RSPNet``, and
     ``micro_batches`` (forward passes per optimiser step) to its momentum encoder."""
     trunk = build_backbone(backbone, **(backbone_options or {}))

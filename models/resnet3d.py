@@ -25,7 +25,7 @@ input of at least one frame and pixel works: T' = ceil(T/8), H' = ceil(H/16).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -110,8 +110,14 @@ class VideoResNet(Backbone):
 
     min_input = (1, 1, 1)
 
-    def __init__(self, stem: nn.Module, conv: ConvBuilder, blocks: tuple[int, int, int, int], width: int = 64,
-                 temporal_stride: bool = True):
+    def __init__(
+        self,
+        stem: nn.Module,
+        conv: ConvBuilder,
+        blocks: tuple[int, int, int, int],
+        width: int = 64,
+        temporal_stride: bool = True,
+    ):
         super().__init__()
         self.stem = stem
         self.out_channels = 8 * width

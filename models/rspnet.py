@@ -28,6 +28,10 @@ videos, as on bn_groups GPUs). It needs no collective, so it works unchanged on 
 Every random choice (coin, permutation) is drawn from the batch's (seed, epoch, step, rank), so a
 resumed run repeats them exactly.
 
+The momentum update (``momentum_update``) and the key queue (``KeyQueue``, gathered across ranks so all
+ranks hold the same negatives) live here with the encoders, as in MoCo's ``builder.py``; the losses
+are pure functions in ``objectives``.
+
 Ablations of the paper's table 1: ``motion`` "rsp" | "sp" (classify each clip's speed) | "none";
 ``appearance`` "avid" | "vid" | "none".
 """
@@ -39,22 +43,37 @@ import copy
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from models.base import Backbone
 from models.heads import projection_head
-from objectives.avid import KeyQueue, info_nce, momentum_update
+from objectives.avid import info_nce
 from objectives.rsp import rsp_loss, speed_classification_loss
 
 ROLES = ("anchor", "positive", "negative")
 
 
 class RSPNet(nn.Module):
-    def __init__(self, backbone: Backbone, *, motion: str = "rsp", appearance: str = "avid",
-                 speeds: tuple[float, ...] = (1.0, 2.0), dim: int = 128, head_hidden: int | None = None,
-                 queue_size: int = 16384, momentum: float = 0.999, tau: float = 0.07, gamma: float = 0.15,
-                 lam: float = 1.0, bn_groups: int = 2, seed: int = 0, micro_batches: int = 1,
-                 rsp_scale: float | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        motion: str = "rsp",
+        appearance: str = "avid",
+        speeds: tuple[float, ...] = (1.0, 2.0),
+        dim: int = 128,
+        head_hidden: int | None = None,
+        queue_size: int = 16384,
+        momentum: float = 0.999,
+        tau: float = 0.07,
+        gamma: float = 0.15,
+        lam: float = 1.0,
+        bn_groups: int = 2,
+        seed: int = 0,
+        micro_batches: int = 1,
+        rsp_scale: float | None = None,
+    ):
         super().__init__()
         if motion not in ("rsp", "sp", "none") or appearance not in ("avid", "vid", "none"):
             raise ValueError(f"motion must be rsp|sp|none and appearance avid|vid|none, got {motion!r}, {appearance!r}")
@@ -94,11 +113,11 @@ class RSPNet(nn.Module):
 
     def forward(self, video: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
         """(3B, C, T, H, W) clips and their batch dict -> {"loss", and the task metrics}."""
-        roles = batch["role"]
+        roles = batch.role
         if len(roles) % 3 or any(r != ROLES[i % 3] for i, r in enumerate(roles)):
             raise ValueError("RSPNet needs the rspnet plan's anchor/positive/negative triplets, in order")
         videos = len(roles) // 3
-        rng = np.random.default_rng([self.seed, int(batch["epoch"]), int(batch["step"]), _rank(), 0xA51D])
+        rng = np.random.default_rng([self.seed, int(batch.epoch), int(batch.step), _rank(), 0xA51D])
         # SP classifies every clip; RSP and A-VID only embed the anchor online, the rest are keys.
         online = video if self.motion == "sp" else video[0::3]
         x = _grouped(self.backbone, online, _groups(videos, self.bn_groups, len(online) // videos))
@@ -116,7 +135,7 @@ class RSPNet(nn.Module):
             losses.append(out["loss_m"])
         elif self.motion == "sp":
             logits = self.g_m(x)
-            speeds = batch["speed"].to(logits.device)
+            speeds = batch.speed.to(logits.device)
             out["loss_m"] = speed_classification_loss(logits, speeds, self.speeds)
             classes = torch.tensor(self.speeds, device=logits.device)
             out["sp_acc"] = (classes[logits.argmax(1)] == speeds).float().mean()
@@ -136,8 +155,11 @@ class RSPNet(nn.Module):
         per_video = len(self.key_offsets)
         rows = (3 * np.arange(videos)[:, None] + np.array(self.key_offsets)[None, :]).reshape(-1)
         perm = rng.permutation(len(rows))
-        shuffled = _grouped(self.key_backbone, video[torch.as_tensor(rows[perm], device=video.device)],
-                            _groups(videos, self.bn_groups, per_video))
+        shuffled = _grouped(
+            self.key_backbone,
+            video[torch.as_tensor(rows[perm], device=video.device)],
+            _groups(videos, self.bn_groups, per_video),
+        )
         return shuffled[torch.as_tensor(np.argsort(perm), device=video.device)].view(videos, per_video, -1)
 
     def _momentum_pairs(self):
@@ -147,7 +169,9 @@ class RSPNet(nn.Module):
         if self.appearance != "none":
             yield self.g_a, self.key_g_a
 
-    def _instance_discrimination(self, x_i: torch.Tensor, keys: torch.Tensor, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    def _instance_discrimination(
+        self, x_i: torch.Tensor, keys: torch.Tensor, rng: np.random.Generator
+    ) -> dict[str, torch.Tensor]:
         q = self.g_a(x_i)
         videos = len(x_i)
         # A-VID's other clip: c_j or c_k by a fair coin; VID always the same-speed c_j.
@@ -177,3 +201,46 @@ def _grouped(module: nn.Module, x: torch.Tensor, sizes: list[int]) -> torch.Tens
 
 def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, target: nn.Module, m: float = 0.999) -> None:
+    """target <- m * target + (1 - m) * online, parameter by parameter; buffers are copied."""
+    for p_o, p_t in zip(online.parameters(), target.parameters()):
+        p_t.mul_(m).add_(p_o.detach(), alpha=1 - m)
+    for b_o, b_t in zip(online.buffers(), target.buffers()):
+        b_t.copy_(b_o)
+
+
+class KeyQueue(nn.Module):
+    """A FIFO ring of ``size`` unit keys of ``dim`` dimensions, saved with the model's state."""
+
+    def __init__(self, dim: int = 128, size: int = 16384, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("keys", F.normalize(torch.randn(size, dim, generator=g), dim=1))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def push(self, keys: torch.Tensor) -> None:
+        """Add a batch of keys (gathered from every rank first), overwriting the oldest."""
+        keys = F.normalize(_gather_ranks(keys.detach()), dim=1)
+        size = self.keys.shape[0]
+        idx = (self.ptr + torch.arange(len(keys), device=keys.device)) % size
+        self.keys[idx] = keys.to(self.keys.dtype)
+        self.ptr.copy_((self.ptr + len(keys)) % size)
+
+
+def _gather_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows, in rank order. Ranks may hold different numbers of rows (the loader
+    drops samples it cannot decode), so rows are padded to the largest count for the exchange."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    world = dist.get_world_size()
+    counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([len(x)], device=x.device))
+    padded = x.new_zeros((int(max(counts)), *x.shape[1:]))
+    padded[: len(x)] = x
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(n)] for part, n in zip(parts, counts)])

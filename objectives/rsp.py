@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 
-def rsp_loss(m_i: torch.Tensor, m_j: torch.Tensor, m_k: torch.Tensor, gamma: float = 0.15,
-             scale: float = 1.0) -> torch.Tensor:
+def rsp_loss(
+    m_i: torch.Tensor, m_j: torch.Tensor, m_k: torch.Tensor, gamma: float = 0.15, scale: float = 1.0
+) -> torch.Tensor:
     """Mean triplet margin loss over the batch, times ``scale``; inputs (N, D): anchor, same speed,
     other speed."""
     same = F.cosine_similarity(m_i, m_j, dim=1)

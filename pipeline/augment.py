@@ -101,8 +101,9 @@ def batch_size_draw(cfg: AugmentConfig, rng: np.random.Generator) -> int:
     return cfg.out
 
 
-def sample_params(cfg: AugmentConfig, height: int, width: int, clips: list[Clip], batch_side: int,
-                  rng: np.random.Generator) -> SampleParams:
+def sample_params(
+    cfg: AugmentConfig, height: int, width: int, clips: list[Clip], batch_side: int, rng: np.random.Generator
+) -> SampleParams:
     """Parameters for one sample of stored size ``height x width`` whose clips are ``clips``."""
     T = len(clips[0].indices)
     if cfg.recipe == "none":
@@ -124,8 +125,14 @@ def sample_params(cfg: AugmentConfig, height: int, width: int, clips: list[Clip]
         hsv.append(np.tile(c_hsv, (T, 1)))
         contrast.append(np.full(T, c_contrast, np.float32))
         sigma.append(np.full(T, c_sigma, np.float32))
-    return SampleParams(base if cfg.antialias else (height, width), out, np.concatenate(matrices),
-                        np.concatenate(hsv), np.concatenate(contrast), np.concatenate(sigma))
+    return SampleParams(
+        base if cfg.antialias else (height, width),
+        out,
+        np.concatenate(matrices),
+        np.concatenate(hsv),
+        np.concatenate(contrast),
+        np.concatenate(sigma),
+    )
 
 
 def _spatial(cfg: AugmentConfig, h: int, w: int, out: tuple[int, int], rng) -> np.ndarray:

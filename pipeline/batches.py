@@ -1,25 +1,15 @@
-"""One step's batch, prepared in Python: the DALI feeds and the batch dict that describes them.
-
-The batch dict (what the loader yields beside the video tensor) has one entry per clip, clips of a
-sample adjacent, in sample order:
-
-    keys        list[str]   sample key of each clip
-    sample      (N,) int    which sample of the batch the clip comes from
-    label       list[str | None];  label_index (N,) int (-1: unlabelled)
-    role        list[str]   the plan's role (normal, sped_up, anchor, positive, negative, eval, window)
-    speed       (N,) float  playback rate the clip shows
-    aug_group   (N,) int    clips of a sample with the same value share their crop and flip
-    indices     (N, T) int  frame indices of the stored video the clip holds
-    epoch, step int         where this batch sits in the loader's order
+"""The batch the loader hands the trainer (``Batch``), and how one step's batch is prepared in Python
+(``prepare_batch``: the DALI feeds, and the per-clip fields the ``Batch`` is made from).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
+import torch
 
 from pipeline.augment import AugmentConfig, batch_size_draw, sample_params
 from pipeline.graph import FEEDS
@@ -31,27 +21,100 @@ BLUR_OFF_SIGMA = 0.01  # DALI needs sigma > 0 per frame; this kernel is the iden
 
 
 @dataclass
+class Batch:
+    """One step's clips and, per clip, where it comes from: what ``VideoLoader`` yields.
+
+    Clips of a sample are adjacent, samples in order; every per-clip field has one entry per clip
+    (N in all)."""
+
+    video: torch.Tensor | list[torch.Tensor]  # float32 (N, C, T, H, W), normalised pixels; with
+    #   normalise_pixels=False uint8 (N, T, H, W, C); a list of per-sample tensors when sizes differ
+    keys: list[str]  # sample key of each clip
+    sample: torch.Tensor  # (N,) long: which sample of the batch the clip comes from
+    label: list[str | None]
+    label_index: torch.Tensor  # (N,) long; -1: unlabelled
+    role: list[str]  # the plan's role: normal, sped_up, anchor, positive, negative, eval, window
+    speed: torch.Tensor  # (N,) float32: playback rate the clip shows
+    aug_group: torch.Tensor  # (N,) long: clips of a sample with the same value share crop and flip
+    indices: torch.Tensor  # (N, T) long: frame indices of the stored video the clip holds
+    epoch: int = 0  # where this batch sits in the loader's order
+    step: int = 0
+
+    def __len__(self) -> int:
+        return len(self.role)
+
+    @classmethod
+    def from_clips(cls, video: torch.Tensor, info: dict) -> Batch:
+        """A batch of ``video`` described by ``prepare_batch``'s per-clip lists (``PreparedBatch.info``)."""
+        return cls(
+            video=video,
+            keys=list(info["keys"]),
+            sample=torch.tensor(info["sample"], dtype=torch.long),
+            label=list(info["label"]),
+            label_index=torch.tensor(info["label_index"], dtype=torch.long),
+            role=list(info["role"]),
+            speed=torch.tensor(info["speed"], dtype=torch.float32),
+            aug_group=torch.tensor(info["aug_group"], dtype=torch.long),
+            indices=torch.tensor(np.array(info["indices"]), dtype=torch.long).reshape(len(info["role"]), -1),
+            epoch=int(info["epoch"]),
+            step=int(info["step"]),
+        )
+
+    @classmethod
+    def of_roles(cls, video: torch.Tensor, roles: list[str], speeds=None, epoch: int = 0, step: int = 0) -> Batch:
+        """Clips that did not come from shards (a test's tensors): one unlabelled sample per clip."""
+        n, t = len(roles), video.shape[2]
+        speeds = [1.0] * n if speeds is None else speeds
+        return cls(
+            video=video,
+            keys=[f"clip{i}" for i in range(n)],
+            sample=torch.arange(n),
+            label=[None] * n,
+            label_index=torch.full((n,), -1),
+            role=list(roles),
+            speed=torch.tensor(speeds, dtype=torch.float32),
+            aug_group=torch.zeros(n, dtype=torch.long),
+            indices=torch.arange(t).repeat(n, 1),
+            epoch=epoch,
+            step=step,
+        )
+
+
+@dataclass
 class PreparedBatch:
+    """One step before decoding: the DALI feeds, the per-clip lists ``Batch.from_clips`` reads
+    (the ``Batch`` fields, and ``clips_per_sample``), and the samples left out as too short."""
+
     feeds: dict[str, list[np.ndarray]]
     info: dict
     too_short: list[str] = field(default_factory=list)
 
 
-def prepare_batch(index: ShardIndex, positions: np.ndarray, plan: Callable[[int, np.random.Generator], list[Clip]],
-                  augment: AugmentConfig, rng: np.random.Generator, epoch: int, step: int,
-                  fill_to: int = 0, spare: Iterator[int] = iter(())) -> PreparedBatch:
+def prepare_batch(
+    index: ShardIndex,
+    positions: np.ndarray,
+    plan: Callable[[int, np.random.Generator], list[Clip]],
+    augment: AugmentConfig,
+    rng: np.random.Generator,
+    epoch: int,
+    step: int,
+    fill_to: int = 0,
+    spare: Iterator[int] | None = None,
+) -> PreparedBatch:
     """The batch of the samples at ``positions`` (those too short for the plan left out, in
     ``too_short``). ``fill_to``: when samples were left out (here, or by the caller), draw new clips
     of the batch's other samples, in turn, until it holds that many (or, when none is left, of the
     ``spare`` positions, in order); so in training every rank's batch keeps its size and no rank
     waits on another at a collective."""
     feeds: dict[str, list[np.ndarray]] = {name: [] for name in FEEDS}
-    info: dict = {k: [] for k in ("keys", "sample", "label", "label_index", "role", "speed", "aug_group", "indices",
-                                  "clips_per_sample")}
+    info: dict = {
+        k: []
+        for k in ("keys", "sample", "label", "label_index", "role", "speed", "aug_group", "indices", "clips_per_sample")
+    }
     too_short = []
     side = batch_size_draw(augment, rng)
     todo, used, own = [int(p) for p in positions], [], len(positions)
-    spare = itertools.islice(spare, SPARE_TRIES)
+    spare = itertools.islice(spare or (), SPARE_TRIES)
     while todo:
         pos = todo.pop(0)
         meta, data = index.read(pos)

@@ -13,22 +13,47 @@ from nvidia.dali import fn, pipeline_def, types
 
 from pipeline.augment import IMAGENET_MEAN, IMAGENET_STD
 
-FEED_TYPES = {"encoded": types.UINT8, "frames": types.INT32, "order": types.INT32, "resize": types.FLOAT,
-              "size": types.FLOAT, "matrix": types.FLOAT, "hue": types.FLOAT, "saturation": types.FLOAT,
-              "value": types.FLOAT, "contrast": types.FLOAT, "sigma": types.FLOAT}
+FEED_TYPES = {
+    "encoded": types.UINT8,
+    "frames": types.INT32,
+    "order": types.INT32,
+    "resize": types.FLOAT,
+    "size": types.FLOAT,
+    "matrix": types.FLOAT,
+    "hue": types.FLOAT,
+    "saturation": types.FLOAT,
+    "value": types.FLOAT,
+    "contrast": types.FLOAT,
+    "sigma": types.FLOAT,
+}
 FEEDS = tuple(FEED_TYPES)
 
 
 def feeds_for(antialias: bool, colour: bool, blur: bool) -> tuple[str, ...]:
     """The feeds a graph with these options reads, in the order its source must return them."""
-    return tuple(name for name in FEEDS if not (
-        (name == "resize" and not antialias)
-        or (name in ("hue", "saturation", "value", "contrast") and not colour)
-        or (name == "sigma" and not blur)))
+    return tuple(
+        name
+        for name in FEEDS
+        if not (
+            (name == "resize" and not antialias)
+            or (name in ("hue", "saturation", "value", "contrast") and not colour)
+            or (name == "sigma" and not blur)
+        )
+    )
 
 
-def build(source, *, batch_size: int, device_id: int | None, num_threads: int, antialias: bool, colour: bool,
-          blur: bool, normalize: bool, prefetch: int = 2):
+def build(
+    source,
+    *,
+    batch_size: int,
+    device_id: int | None,
+    num_threads: int,
+    antialias: bool,
+    colour: bool,
+    blur: bool,
+    normalise_pixels: bool,
+    prefetch: int = 2,
+):
     """A built pipeline that pulls batches from ``source``: a DALI batch-mode callable returning the
     feeds ``feeds_for(antialias, colour, blur)`` names, in that order."""
 
@@ -36,25 +61,38 @@ def build(source, *, batch_size: int, device_id: int | None, num_threads: int, a
 
     @pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id, prefetch_queue_depth=prefetch)
     def video_pipeline():
-        feed = dict(zip(names, fn.external_source(source=source, num_outputs=len(names), batch=True,
-                                                  dtype=[FEED_TYPES[n] for n in names])))
+        feed = dict(
+            zip(
+                names,
+                fn.external_source(
+                    source=source, num_outputs=len(names), batch=True, dtype=[FEED_TYPES[n] for n in names]
+                ),
+            )
+        )
         encoded, frames, order, size, matrix = (feed[n] for n in ("encoded", "frames", "order", "size", "matrix"))
-        video = fn.decoders.video(encoded, device="cpu" if device_id is None else "mixed", frames=frames,
-                                  pad_mode="none")  # plans never ask past the end: an error here is a bug
+        video = fn.decoders.video(
+            encoded, device="cpu" if device_id is None else "mixed", frames=frames, pad_mode="none"
+        )  # plans never ask past the end: an error here is a bug
         video = fn.sequence_rearrange(video, new_order=order)
         if antialias:
             video = fn.resize(video, size=feed["resize"], antialias=True, interp_type=types.INTERP_LINEAR)
-        video = fn.warp_affine(video, matrix=fn.per_frame(matrix), size=size, fill_value=0,
-                               interp_type=types.INTERP_LINEAR)
+        video = fn.warp_affine(
+            video, matrix=fn.per_frame(matrix), size=size, fill_value=0, interp_type=types.INTERP_LINEAR
+        )
         if colour:
-            video = fn.hsv(video, hue=fn.per_frame(feed["hue"]), saturation=fn.per_frame(feed["saturation"]),
-                           value=fn.per_frame(feed["value"]))
+            video = fn.hsv(
+                video,
+                hue=fn.per_frame(feed["hue"]),
+                saturation=fn.per_frame(feed["saturation"]),
+                value=fn.per_frame(feed["value"]),
+            )
             video = fn.brightness_contrast(video, contrast=fn.per_frame(feed["contrast"]))
         if blur:
             video = fn.gaussian_blur(video, sigma=fn.per_frame(feed["sigma"]))
-        if normalize:
-            return fn.crop_mirror_normalize(video, dtype=types.FLOAT, output_layout="FCHW",
-                                            mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+        if normalise_pixels:
+            return fn.crop_mirror_normalize(
+                video, dtype=types.FLOAT, output_layout="FCHW", mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)
+            )
         return video  # uint8 FHWC, for previews
 
     pipe = video_pipeline()

@@ -1,8 +1,8 @@
-"""``VideoLoader``: shards in, (video tensor, batch dict) out, decoded and augmented by DALI.
+"""``VideoLoader``: shards in, ``Batch`` out (``pipeline.batches``), decoded and augmented by DALI.
 
     loader = VideoLoader("shards/train", plan="speednet", batch_size=8)
-    for video, batch in loader:       # video: float32 (N, C, T, H, W), N = clips in the batch
-        ...                           # batch: see ``pipeline.batches`` for its keys
+    for batch in loader:              # batch.video: float32 (N, C, T, H, W), N = clips in the batch
+        ...                           # batch.role, batch.indices, ...: one entry per clip
 
 What each rank reads at each step is a pure function of (seed, epoch, rank, step)
 (``pipeline.order``), plans and augmentation are drawn from a generator seeded by the same four
@@ -17,31 +17,27 @@ from __future__ import annotations
 import collections
 import io
 import itertools
+from collections.abc import Iterator
 from functools import partial
-from typing import Iterator
 
 import numpy as np
 import torch
 
 from pipeline import graph, order
 from pipeline.augment import AugmentConfig
-from pipeline.batches import PreparedBatch, prepare_batch
+from pipeline.batches import Batch, PreparedBatch, prepare_batch
+from pipeline.device import loader_device
 from pipeline.plans import PLANS
 from pipeline.shards import ShardIndex, resolve_shards
 
-DEFAULT_AUGMENT = {"speednet": AugmentConfig("speednet"), "rspnet": AugmentConfig("rspnet"),
-                   "eval": AugmentConfig("eval", out=112), "sliding": AugmentConfig("eval", out=112), "speedtest": AugmentConfig("eval", out=224)}
+DEFAULT_AUGMENT = {
+    "speednet": AugmentConfig("speednet"),
+    "rspnet": AugmentConfig("rspnet"),
+    "eval": AugmentConfig("eval", out=112),
+    "sliding": AugmentConfig("eval", out=112),
+    "speedtest": AugmentConfig("eval", out=224),
+}
 RNG_PLANS = {"speednet", "rspnet"}  # the others are deterministic and take no generator
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "gpu"):
-        raise ValueError(f"device must be auto, cpu or gpu, not {device!r}")
-    if device == "gpu" and not torch.cuda.is_available():
-        raise RuntimeError("device gpu asked for, but torch sees no CUDA device")
-    return device
 
 
 class _Source:
@@ -60,14 +56,25 @@ class _Source:
         self.feeds = graph.feeds_for(loader.augment.antialias, loader.augment.colour, loader._blur)
 
     def __call__(self, _info=None):
-        ld = self.loader
-        while self.step < ld.steps_per_epoch:
-            positions = [p for p in order.batch_positions(ld._order, self.step, ld.batch_size) if ld._usable(p)]
-            rng = order.step_rng(ld.seed, ld.epoch, ld.rank, self.step)
-            after = (self.step + 1) * ld.batch_size  # a batch with no usable sample borrows the next ones
-            spare = (int(p) for p in itertools.chain(ld._order[after:], ld._order[:after]) if ld._usable(p))
-            batch = prepare_batch(ld.index, np.array(positions, int), ld._plan, ld.augment, rng, ld.epoch, self.step,
-                                  fill_to=ld.batch_size if ld.training else 0, spare=spare)
+        loader = self.loader
+        while self.step < loader.steps_per_epoch:
+            positions = [
+                p for p in order.batch_positions(loader._order, self.step, loader.batch_size) if loader._usable(p)
+            ]
+            rng = order.step_rng(loader.seed, loader.epoch, loader.rank, self.step)
+            after = (self.step + 1) * loader.batch_size  # a batch with no usable sample borrows the next ones
+            spare = (int(p) for p in itertools.chain(loader._order[after:], loader._order[:after]) if loader._usable(p))
+            batch = prepare_batch(
+                loader.index,
+                np.array(positions, int),
+                loader._plan,
+                loader.augment,
+                rng,
+                loader.epoch,
+                self.step,
+                fill_to=loader.batch_size if loader.training else 0,
+                spare=spare,
+            )
             self.step += 1
             if not batch.feeds["encoded"]:
                 self.skipped.extend(batch.too_short)
@@ -85,11 +92,24 @@ class VideoLoader:
     ``samples`` (positions in the shards' sample order) reads exactly those, in that order, once per
     epoch, instead of the epoch order: how the export job reads one unit of videos."""
 
-    def __init__(self, shards, plan: str = "rspnet", plan_options: dict | None = None,
-                 augment: AugmentConfig | None = None, batch_size: int = 8, device: str = "auto",
-                 rank: int = 0, world: int = 1, seed: int = 0, epoch: int = 0, step: int = 0,
-                 num_threads: int = 2, shuffle: bool = True, normalize: bool = True,
-                 samples: list[int] | None = None):
+    def __init__(
+        self,
+        shards,
+        plan: str = "rspnet",
+        plan_options: dict | None = None,
+        augment: AugmentConfig | None = None,
+        batch_size: int = 8,
+        device: str = "auto",
+        rank: int = 0,
+        world: int = 1,
+        seed: int = 0,
+        epoch: int = 0,
+        step: int = 0,
+        num_threads: int = 2,
+        shuffle: bool = True,
+        normalise_pixels: bool = True,
+        samples: list[int] | None = None,
+    ):
         if plan not in PLANS:
             raise ValueError(f"unknown plan {plan!r}; choose from {', '.join(PLANS)}")
         self.index = ShardIndex(resolve_shards(shards) if not isinstance(shards, list) else shards)
@@ -98,14 +118,21 @@ class VideoLoader:
         self.plan_name = plan
         self.augment = augment or DEFAULT_AUGMENT[plan]
         self.batch_size, self.rank, self.world, self.seed = batch_size, rank, world, seed
-        self.epoch, self.step, self.shuffle, self.normalize = epoch, step, shuffle, normalize
-        self.device = resolve_device(device)
+        self.epoch, self.step, self.shuffle, self.normalise_pixels = epoch, step, shuffle, normalise_pixels
+        self.device = loader_device(device)
         self.num_threads = num_threads
         self.samples = None if samples is None else np.asarray(samples, dtype=np.int64)
-        if self.samples is not None and len(self.samples) and not (0 <= self.samples.min() and self.samples.max() < len(self.index)):
+        if (
+            self.samples is not None
+            and len(self.samples)
+            and not (0 <= self.samples.min() and self.samples.max() < len(self.index))
+        ):
             raise ValueError(f"samples must be positions below {len(self.index)}")
-        mine = len(self.samples) if self.samples is not None else \
-            len(order.epoch_order(len(self.index), 0, seed, rank, world, shuffle))
+        mine = (
+            len(self.samples)
+            if self.samples is not None
+            else len(order.epoch_order(len(self.index), 0, seed, rank, world, shuffle))
+        )
         self.steps_per_epoch = order.steps_per_epoch(mine, batch_size, drop_last=self.training)
         if self.steps_per_epoch == 0:
             raise ValueError(f"{len(self.index)} samples make no batch of {batch_size} on {world} ranks")
@@ -138,15 +165,25 @@ class VideoLoader:
             self.epoch, self.step = self.epoch + 1, 0
 
     def _build(self):
-        self._order = self.samples if self.samples is not None else \
-            order.epoch_order(len(self.index), self.epoch, self.seed, self.rank, self.world, self.shuffle)
+        self._order = (
+            self.samples
+            if self.samples is not None
+            else order.epoch_order(len(self.index), self.epoch, self.seed, self.rank, self.world, self.shuffle)
+        )
         self._source = _Source(self)
         device_id = None if self.device == "cpu" else torch.cuda.current_device()
-        self._pipe = graph.build(self._source, batch_size=self.batch_size, device_id=device_id,
-                                 num_threads=self.num_threads, antialias=self.augment.antialias,
-                                 colour=self.augment.colour, blur=self._blur, normalize=self.normalize)
+        self._pipe = graph.build(
+            self._source,
+            batch_size=self.batch_size,
+            device_id=device_id,
+            num_threads=self.num_threads,
+            antialias=self.augment.antialias,
+            colour=self.augment.colour,
+            blur=self._blur,
+            normalise_pixels=self.normalise_pixels,
+        )
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor | list[torch.Tensor], dict]]:
+    def __iter__(self) -> Iterator[Batch]:
         """One epoch from the current position; the position then moves to the next epoch."""
         self._build()
         try:
@@ -162,7 +199,7 @@ class VideoLoader:
                 batch = self._source.pending.popleft()
                 self._count_too_short(batch.too_short)
                 self.step = batch.info["step"] + 1
-                yield self._to_torch(out, batch.info), _tensors(batch.info)
+                yield Batch.from_clips(self._to_torch(out, batch.info), batch.info)
         finally:
             self._pipe = None
         self.epoch, self.step = self.epoch + 1, 0
@@ -195,13 +232,13 @@ class VideoLoader:
             samples = [torch.from_numpy(np.array(out[i])) for i in range(len(per_sample))]
         clips = [x.reshape(k, -1, *x.shape[1:]) for x, k in zip(samples, per_sample)]  # (K, T, ...) each
         if len({c.shape[1:] for c in clips}) > 1:
-            return [_layout(c, self.normalize) for c in clips]  # sizes differ (preview without augmentation)
-        return _layout(clips[0] if len(clips) == 1 else torch.cat(clips), self.normalize)
+            return [_layout(c, self.normalise_pixels) for c in clips]  # sizes differ (preview without augmentation)
+        return _layout(clips[0] if len(clips) == 1 else torch.cat(clips), self.normalise_pixels)
 
 
-def _layout(x: torch.Tensor, normalized: bool) -> torch.Tensor:
+def _layout(x: torch.Tensor, normalised: bool) -> torch.Tensor:
     # normalised: (N, T, C, H, W) -> (N, C, T, H, W); uint8 previews stay (N, T, H, W, C)
-    return x.permute(0, 2, 1, 3, 4).contiguous() if normalized else x
+    return x.permute(0, 2, 1, 3, 4).contiguous() if normalised else x
 
 
 def _gpu_tensor(tensor) -> torch.Tensor:
@@ -212,16 +249,6 @@ def _gpu_tensor(tensor) -> torch.Tensor:
     dtype = torch.float32 if tensor.dtype == types.FLOAT else torch.uint8
     out = torch.empty(tensor.shape(), dtype=dtype, device="cuda")
     feed_ndarray(tensor, out, cuda_stream=torch.cuda.current_stream())
-    return out
-
-
-def _tensors(info: dict) -> dict:
-    out = dict(info)
-    out["sample"] = torch.tensor(info["sample"], dtype=torch.long)
-    out["label_index"] = torch.tensor(info["label_index"], dtype=torch.long)
-    out["speed"] = torch.tensor(info["speed"], dtype=torch.float32)
-    out["aug_group"] = torch.tensor(info["aug_group"], dtype=torch.long)
-    out["indices"] = torch.tensor(np.array(info["indices"]), dtype=torch.long)
     return out
 
 

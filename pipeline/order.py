@@ -2,7 +2,8 @@
 
 Every training epoch is a fresh seeded permutation of all samples, cut into equal parts per rank
 (the few samples that do not divide evenly are left out of that epoch, so every rank runs the same
-number of steps); evaluation order covers every sample once. A loader resumed at (epoch, step) reads exactly what an uninterrupted one would have read.
+number of steps); evaluation order covers every sample once. A loader resumed at (epoch, step) reads
+exactly what an uninterrupted one would have read.
 """
 
 from __future__ import annotations

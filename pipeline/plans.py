@@ -99,8 +99,16 @@ def _speednet_offsets(T: int, f: float, rng: np.random.Generator) -> np.ndarray:
     return _offsets(T, f)
 
 
-def speednet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, normal=(1.0, 1.2),
-                  sped_up=(1.7, 2.2), short: str = "pad", uniform_p: float = 0.0) -> list[Clip]:
+def speednet_plan(
+    frames: int,
+    rng: np.random.Generator,
+    *,
+    T: int = 16,
+    normal=(1.0, 1.2),
+    sped_up=(1.7, 2.2),
+    short: str = "pad",
+    uniform_p: float = 0.0,
+) -> list[Clip]:
     """SpeedNet's pair (section 3.1): a normal and a sped-up version of one window of 3T frames.
 
     The window starts uniformly in [0, frames - 3T] (at 0 when frames <= 3T); the policy applies to
@@ -135,8 +143,16 @@ def speednet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, normal=
     return clips
 
 
-def rspnet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, speeds=(1, 2), mode: str = "rsp",
-                short: str = "pad", shared_start: bool = False) -> list[Clip]:
+def rspnet_plan(
+    frames: int,
+    rng: np.random.Generator,
+    *,
+    T: int = 16,
+    speeds=(1, 2),
+    mode: str = "rsp",
+    short: str = "pad",
+    shared_start: bool = False,
+) -> list[Clip]:
     """RSPNet's per-video triplet (section 3.2): roles "anchor" (c_i), "positive" (c_j), "negative" (c_k).
 
     mode "rsp": anchor and positive at a speed a drawn from ``speeds``, negative at b drawn from the
@@ -170,7 +186,11 @@ def rspnet_plan(frames: int, rng: np.random.Generator, *, T: int = 16, speeds=(1
     for speed, role, group in zip(drawn, ("anchor", "positive", "negative"), (0, 1, 1)):
         offsets = _offsets(T, speed)
         if not (shared_start and role == "negative"):
-            last = max(int(offsets[-1]), int(_offsets(T, drawn[2])[-1])) if shared_start and role == "positive" else int(offsets[-1])
+            last = (
+                max(int(offsets[-1]), int(_offsets(T, drawn[2])[-1]))
+                if shared_start and role == "positive"
+                else int(offsets[-1])
+            )
             start = int(rng.integers(0, max(frames - 1 - last, 0) + 1))
         clips.append(_clip(apply_short(start + offsets, frames, short), speed, role, group))
     return clips
@@ -186,8 +206,16 @@ def eval_plan(frames: int, *, T: int = 16, n: int = 10, short: str = "pad") -> l
     return [_clip(apply_short(s + np.arange(T), frames, short), 1.0, "eval", 0) for s in starts]
 
 
-def sliding_plan(frames: int, *, T: int = 16, stride: int = 8, rate: float = 1.0, short: str = "pad",
-                 first: int = 0, count: int | None = None) -> list[Clip]:
+def sliding_plan(
+    frames: int,
+    *,
+    T: int = 16,
+    stride: int = 8,
+    rate: float = 1.0,
+    short: str = "pad",
+    first: int = 0,
+    count: int | None = None,
+) -> list[Clip]:
     """Sliding windows at ``rate`` for within-video retrieval and SpeedNet's speediness curves (X^i).
 
     Window w starts at source frame w * stride and shows round(w * stride + k * rate), k < T; windows
@@ -228,12 +256,20 @@ def speed_test_plan(frames: int, *, T: int = 16, rates=(1.0, 2.0), n: int = 1, s
     if short == "skip" and frames < _span(T, max(rates)):
         raise TooShort(f"{frames} frames < {_span(T, max(rates))} needed for {T} frames at rate {max(rates)}")
     starts = _round(np.linspace(0, max(frames - _span(T, max(rates)), 0), n))
-    return [_clip(apply_short(s + _offsets(T, r), frames, short), r, "normal" if r == 1 else "sped_up", 0)
-            for s in starts for r in rates]
+    return [
+        _clip(apply_short(s + _offsets(T, r), frames, short), r, "normal" if r == 1 else "sped_up", 0)
+        for s in starts
+        for r in rates
+    ]
 
 
-PLANS = {"speednet": speednet_plan, "rspnet": rspnet_plan, "eval": eval_plan, "sliding": sliding_plan,
-         "speedtest": speed_test_plan}
+PLANS = {
+    "speednet": speednet_plan,
+    "rspnet": rspnet_plan,
+    "eval": eval_plan,
+    "sliding": sliding_plan,
+    "speedtest": speed_test_plan,
+}
 
 
 def min_frames(plan: str, T: int, **kw) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline.augment import AugmentConfig
+from pipeline.batches import Batch
 from pipeline.loader import DEFAULT_AUGMENT, VideoLoader
 from pipeline.plans import PLANS
 
@@ -45,11 +46,13 @@ def contact_sheet(clips: list[np.ndarray], captions: list[str], max_frames: int 
     return sheet
 
 
-def caption(batch: dict, c: int) -> str:
-    idx = batch["indices"][c].tolist()
+def caption(batch: Batch, c: int) -> str:
+    idx = batch.indices[c].tolist()
     shown = ",".join(map(str, idx[:6])) + (",..." if len(idx) > 6 else "")
-    return (f"{batch['keys'][c][:34]}\n{batch['label'][c] or '(no label)'}\n"
-            f"{batch['role'][c]}  speed {float(batch['speed'][c]):.2f}\nframes {shown}")
+    return (
+        f"{batch.keys[c][:34]}\n{batch.label[c] or '(no label)'}\n"
+        f"{batch.role[c]}  speed {float(batch.speed[c]):.2f}\nframes {shown}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,22 +68,37 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         augment = AugmentConfig("none") if args.no_augment else DEFAULT_AUGMENT[args.plan]
-        loader = VideoLoader(args.shards, plan=args.plan, augment=augment, batch_size=args.batch_size,
-                             device=args.device, seed=args.seed, normalize=False)
+        loader = VideoLoader(
+            args.shards,
+            plan=args.plan,
+            augment=augment,
+            batch_size=args.batch_size,
+            device=args.device,
+            seed=args.seed,
+            normalise_pixels=False,
+        )
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     written = 0
-    for b, (video, batch) in enumerate(loader):
+    for b, batch in enumerate(loader):
         if b == args.batches:
             break
-        clips = [c.cpu().numpy() for sample in video for c in sample] if isinstance(video, list) \
+        video = batch.video
+        clips = (
+            [c.cpu().numpy() for sample in video for c in sample]
+            if isinstance(video, list)
             else list(video.cpu().numpy())
+        )
         stem = args.out / f"{args.plan}-batch{b:03d}"
         contact_sheet(clips, [caption(batch, c) for c in range(len(clips))]).save(stem.with_suffix(".png"))
-        arrays = {"keys": np.array(batch["keys"]), "indices": batch["indices"].numpy(),
-                  "speed": batch["speed"].numpy(), "role": np.array(batch["role"])}
+        arrays = {
+            "keys": np.array(batch.keys),
+            "indices": batch.indices.numpy(),
+            "speed": batch.speed.numpy(),
+            "role": np.array(batch.role),
+        }
         if isinstance(video, list):  # sizes differ without augmentation: one array per clip
             arrays.update({f"frames_{c:03d}": clip for c, clip in enumerate(clips)})
         else:
@@ -89,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         written += 1
         print(f"wrote {stem}.png and {stem.name}.npz ({len(clips)} clips)")
     if loader.dropped:
-        print(f"dropped {len(loader.dropped)} samples: " + "; ".join(f"{d['key']}: {d['reason']}" for d in loader.dropped[:5]))
+        print(
+            f"dropped {len(loader.dropped)} samples: "
+            + "; ".join(f"{d['key']}: {d['reason']}" for d in loader.dropped[:5])
+        )
     return 0 if written else 1
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_KEY = 90

@@ -28,7 +28,9 @@ def resolve_shards(spec: str | os.PathLike) -> list[Path]:
     else:
         tars = sorted(Path(p) for p in glob.glob(str(spec)) if p.endswith(".tar"))  # not their .idx
     if not tars:
-        raise FileNotFoundError(f"no shards found at {spec} (give a split folder, a glob of .tar files or a manifest.json)")
+        raise FileNotFoundError(
+            f"no shards found at {spec} (give a split folder, a glob of .tar files or a manifest.json)"
+        )
     for tar in tars:
         if not index_path(tar).is_file():
             raise FileNotFoundError(f"{tar} has no index {index_path(tar).name}; was it written by jobs.shard?")
@@ -58,7 +60,9 @@ class ShardIndex:
                 fields = line.split()
                 members = {fields[i]: (int(fields[i + 1]), int(fields[i + 2])) for i in range(0, len(fields), 4)}
                 video_ext = next(e for e in members if e != "json")
-                self.samples.append(SampleRef(t, fields[3].split(".", 1)[0], members[video_ext], members["json"], video_ext))
+                self.samples.append(
+                    SampleRef(t, fields[3].split(".", 1)[0], members[video_ext], members["json"], video_ext)
+                )
         self._files: dict[int, int] = {}
 
     def __len__(self) -> int:

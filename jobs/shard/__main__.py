@@ -10,9 +10,17 @@ from collections import Counter
 from pathlib import Path
 
 from jobs.shard import array
-from jobs.shard.run import JobSettings, PlanMismatch, finish_split, load_or_make_plan, pending_shards, run_shards, split_paths
+from jobs.shard.run import (
+    AssignmentMismatch,
+    JobSettings,
+    finish_split,
+    load_or_assign,
+    pending_shards,
+    run_shards,
+    split_paths,
+)
 from jobs.shard.sources import DEFAULT_SPLITS, READERS, DatasetError
-from jobs.shard.transcode import CODECS, EncodeSettings
+from pipeline.normalise import CODECS, EncodeSettings
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -39,25 +47,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m jobs.shard",
         description="Normalise a video dataset (constant fps, capped short side, 8-bit 4:2:0, no audio) "
-                    "into WebDataset tar shards with DALI indexes and a manifest per split. "
-                    "Killed and run again with the same arguments, it resumes.",
+        "into WebDataset tar shards with DALI indexes and a manifest per split. "
+        "Killed and run again with the same arguments, it resumes.",
     )
     p.add_argument("dataset", choices=sorted(READERS), help="dataset layout of ROOT")
     p.add_argument("--root", type=Path, required=True, help="dataset folder (Kinetics: holds annotations/)")
     p.add_argument("--out", type=Path, required=True, help="output folder; one subfolder per split")
-    p.add_argument("--splits", help="comma-separated splits (default: kinetics train,val[,test if present]; "
-                                    "ucf101/hmdb51 train,test)")
+    p.add_argument(
+        "--splits",
+        help="comma-separated splits (default: kinetics train,val[,test if present]; ucf101/hmdb51 train,test)",
+    )
     p.add_argument("--fold", type=int, default=1, choices=[1, 2, 3], help="UCF101/HMDB51 split number")
     g = p.add_argument_group("normalisation")
     d = EncodeSettings()
     g.add_argument("--fps", type=int, default=d.fps, help="constant output frame rate (default %(default)s)")
-    g.add_argument("--short-side", type=int, default=d.short_side,
-                   help="cap on the shorter side in pixels, never upscaled; 0 keeps sizes (default %(default)s)")
+    g.add_argument(
+        "--short-side",
+        type=int,
+        default=d.short_side,
+        help="cap on the shorter side in pixels, never upscaled; 0 keeps sizes (default %(default)s)",
+    )
     g.add_argument("--codec", choices=sorted(CODECS), default=d.codec, help="stored codec (default %(default)s)")
     g.add_argument("--gop", type=int, default=d.gop, help="keyframe interval in frames (default %(default)s)")
     g.add_argument("--quality", type=int, help="CRF (vp9, h264) or qscale (mjpeg); default per codec")
-    g.add_argument("--min-frames", type=int, default=d.min_frames,
-                   help="reject videos shorter than this after resampling (default %(default)s)")
+    g.add_argument(
+        "--min-frames",
+        type=int,
+        default=d.min_frames,
+        help="reject videos shorter than this after resampling (default %(default)s)",
+    )
     g = p.add_argument_group("shards")
     g.add_argument("--shard-size", type=parse_size, default="1GB", help="about this many bytes per tar (default 1GB)")
     g.add_argument("--videos-per-shard", type=int, help="exact videos per tar (overrides --shard-size)")
@@ -65,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="delete what OUT holds for these splits first")
     g = p.add_argument_group("execution")
     g.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (per array task on SLURM)")
-    g.add_argument("--executor", choices=["local", "slurm"], default="local",
-                   help="local processes, or a submitit job array on SLURM (default %(default)s)")
+    g.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        default="local",
+        help="local processes, or a submitit job array on SLURM (default %(default)s)",
+    )
     g.add_argument("--partition", help="SLURM partition")
     g.add_argument("--time", type=int, default=240, help="SLURM time limit per array task, minutes")
     g.add_argument("--array-tasks", type=int, default=32, help="SLURM array size (at most one per shard)")
@@ -101,32 +123,54 @@ def main(argv: list[str] | None = None) -> int:
         reader = READERS[args.dataset]
         listing = reader(args.root, splits) if args.dataset == "kinetics" else reader(args.root, splits, args.fold)
         settings = JobSettings(
-            encode=EncodeSettings(fps=args.fps, short_side=args.short_side, codec=args.codec, gop=args.gop,
-                                  quality=args.quality, min_frames=args.min_frames),
-            shard_bytes=args.shard_size, videos_per_shard=args.videos_per_shard, seed=args.seed)
-        plans = [load_or_make_plan(listing, s, args.root, args.out, settings, args.workers, args.overwrite)
-                 for s in splits]
+            encode=EncodeSettings(
+                fps=args.fps,
+                short_side=args.short_side,
+                codec=args.codec,
+                gop=args.gop,
+                quality=args.quality,
+                min_frames=args.min_frames,
+            ),
+            shard_bytes=args.shard_size,
+            videos_per_shard=args.videos_per_shard,
+            seed=args.seed,
+        )
+        assignments = [
+            load_or_assign(listing, s, args.root, args.out, settings, args.workers, args.overwrite) for s in splits
+        ]
         if args.executor == "local":
-            for plan in plans:
-                run_shards(args.out, plan, pending_shards(plan, args.out), args.workers, not args.no_progress)
+            for assignment in assignments:
+                run_shards(
+                    args.out, assignment, pending_shards(assignment, args.out), args.workers, not args.no_progress
+                )
         else:
-            jobs = array.submit(args.out, plans, cluster="slurm", tasks=args.array_tasks, workers=args.workers,
-                                partition=args.partition, time_min=args.time, mem_gb=args.mem_gb)
+            jobs = array.submit(
+                args.out,
+                assignments,
+                cluster="slurm",
+                tasks=args.array_tasks,
+                workers=args.workers,
+                partition=args.partition,
+                time_min=args.time,
+                mem_gb=args.mem_gb,
+            )
             if jobs:
-                print(f"submitted array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks); "
-                      f"logs in {jobs[0].paths.folder.parent}; follow with: squeue -j {jobs[0].job_id.split('_')[0]}")
+                print(
+                    f"submitted array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks); "
+                    f"logs in {jobs[0].paths.folder.parent}; follow with: squeue -j {jobs[0].job_id.split('_')[0]}"
+                )
                 errors = array.wait(jobs)
                 if errors:
                     print("\n".join(["error: some array tasks failed:"] + errors), file=sys.stderr)
                     return 1
-        manifests = [finish_split(args.out, plan, listing.labels) for plan in plans]
-    except (DatasetError, PlanMismatch, ValueError, RuntimeError, OSError) as e:
+        manifests = [finish_split(args.out, assignment, listing.labels) for assignment in assignments]
+    except (DatasetError, AssignmentMismatch, ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished shards are kept; run the same command again to resume", file=sys.stderr)
         return 130
-    paths = [split_paths(args.out, plan.split)["manifest"] for plan in plans]
+    paths = [split_paths(args.out, assignment.split)["manifest"] for assignment in assignments]
     print(summary_table(manifests, paths, time.time() - start))
     return 0
 

@@ -11,29 +11,45 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jobs.launch import make_executor
-from jobs.shard.plan import ShardPlan
+from jobs.executor import make_executor
+from jobs.shard.assignment import ShardAssignment
 from jobs.shard.run import STATE_DIR, pending_shards, run_shards, split_paths
 
 
 def shard_task(out: str, work: list[tuple[str, int]], workers: int) -> int:
     """One array task: write the shards ``work`` names as (split, index). Returns how many it wrote."""
     for split in dict.fromkeys(s for s, _ in work):
-        plan = ShardPlan.load(split_paths(Path(out), split)["plan"])
-        run_shards(Path(out), plan, [i for s, i in work if s == split], workers, progress=False)
+        assignment = ShardAssignment.load(split_paths(Path(out), split)["assignment"])
+        run_shards(Path(out), assignment, [i for s, i in work if s == split], workers, progress=False)
     return len(work)
 
 
-def submit(out: Path, plans: list[ShardPlan], *, cluster: str, tasks: int, workers: int, partition: str | None,
-           time_min: int, mem_gb: float | None):
-    """Submit one array over every pending shard of ``plans``; returns the submitit jobs."""
-    work = [(plan.split, i) for plan in plans for i in pending_shards(plan, out)]
+def submit(
+    out: Path,
+    assignments: list[ShardAssignment],
+    *,
+    cluster: str,
+    tasks: int,
+    workers: int,
+    partition: str | None,
+    time_min: int,
+    mem_gb: float | None,
+):
+    """Submit one array over every pending shard of ``assignments``; returns the submitit jobs."""
+    work = [(assignment.split, i) for assignment in assignments for i in pending_shards(assignment, out)]
     if not work:
         return []
     tasks = max(1, min(tasks, len(work)))
     groups = [work[t::tasks] for t in range(tasks)]  # round-robin: tasks get similar loads
-    executor = make_executor(cluster, out / STATE_DIR / "slurm", name="shard", time_min=time_min,
-                             cpus_per_task=workers, mem_gb=mem_gb, partition=partition)
+    executor = make_executor(
+        cluster,
+        out / STATE_DIR / "slurm",
+        name="shard",
+        time_min=time_min,
+        cpus_per_task=workers,
+        mem_gb=mem_gb,
+        partition=partition,
+    )
     return executor.map_array(shard_task, [str(out)] * tasks, groups, [workers] * tasks)  # one task per group
 
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from jobs.shard.tar_writer import atomic_write_bytes
+from pipeline.atomic import atomic_write_bytes
 
 
 @dataclass
@@ -54,8 +54,15 @@ def versions() -> dict:
     }
 
 
-def build_manifest(dataset: str, split: str, labels: list[str], records: list[ShardRecord],
-                   failed_before: list[dict], missing: list[dict], settings: dict) -> dict:
+def build_manifest(
+    dataset: str,
+    split: str,
+    labels: list[str],
+    records: list[ShardRecord],
+    failed_before: list[dict],
+    missing: list[dict],
+    settings: dict,
+) -> dict:
     records = sorted(records, key=lambda r: r.index)
     return {
         "dataset": dataset,

@@ -1,7 +1,7 @@
-"""Run the shard job for one split: plan, transcode in parallel, write tars, write the manifest.
+"""Run the shard job for one split: assign videos to shards, transcode in parallel, write tars, write the manifest.
 
-Worker processes transcode videos; this process writes every tar, in plan order, so a shard's
-members always come out in the same order whatever finishes first. The plan (``plan.py``) and one
+Worker processes transcode videos; this process writes every tar, in assignment order, so a shard's
+members always come out in the same order whatever finishes first. The assignment (``assignment.py``) and one
 done-record per shard (``manifest.py``) make the job restartable at any moment: the records say
 which shards are complete, and only the others are redone.
 """
@@ -13,28 +13,29 @@ import multiprocessing as mp
 import shutil
 import signal
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from tqdm import tqdm
 
+from jobs.shard.assignment import ShardAssignment, assign_shards, videos_per_shard_for
 from jobs.shard.manifest import ShardRecord, build_manifest, write_manifest
-from jobs.shard.plan import ShardPlan, assign_shards, videos_per_shard_for
 from jobs.shard.sources import Listing, SourceVideo
-from jobs.shard.tar_writer import ShardTarWriter, remove_stale_partials
-from jobs.shard.transcode import CODECS, EncodeSettings, Rejected, normalize
+from pipeline.atomic import remove_stale_partials
+from pipeline.normalise import CODECS, EncodeSettings, Rejected, normalise
 from pipeline.shard_format import SampleMeta, index_path, shard_name
+from pipeline.tar_writer import ShardTarWriter
 
 STATE_DIR = ".shard-job"
 PILOT_VIDEOS = 4
 
 
-class PlanMismatch(Exception):
-    """OUT already holds a job planned with other settings."""
+class AssignmentMismatch(Exception):
+    """OUT already holds a job started with other settings."""
 
 
 @dataclass(frozen=True)
@@ -49,24 +50,35 @@ class JobSettings:
 
 # --- per-video work, in worker processes ----------------------------------------------------
 
+
 def _worker_init() -> None:
     # Ctrl-C goes to the parent, which stops the pool; workers finish or are cancelled.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def transcode_entry(entry: dict, encode: EncodeSettings) -> tuple[str, bytes | None, bytes | str]:
-    """Normalise one planned video: ``(key, video, meta_json)`` or ``(key, None, reason)``."""
+    """Normalise one assigned video: ``(key, video, meta_json)`` or ``(key, None, reason)``."""
     try:
-        out = normalize(entry["path"], encode)
+        out = normalise(entry["path"], encode)
     except Rejected as e:
         return entry["key"], None, str(e)
     except Exception as e:  # bad input must never stop the job; the reason names the error
         return entry["key"], None, f"unexpected error: {type(e).__name__}: {e}"
     meta = SampleMeta(
-        key=entry["key"], id=entry["id"], label=entry["label"], label_index=entry["label_index"],
-        split=entry["split"], time_start=entry["time_start"], time_end=entry["time_end"],
-        fps=float(encode.fps), width=out.width, height=out.height, frames=out.frames,
-        codec=CODECS[encode.codec].name, container=CODECS[encode.codec].container, source=out.source,
+        key=entry["key"],
+        id=entry["id"],
+        label=entry["label"],
+        label_index=entry["label_index"],
+        split=entry["split"],
+        time_start=entry["time_start"],
+        time_end=entry["time_end"],
+        fps=float(encode.fps),
+        width=out.width,
+        height=out.height,
+        frames=out.frames,
+        codec=CODECS[encode.codec].name,
+        container=CODECS[encode.codec].container,
+        source=out.source,
     )
     return entry["key"], out.data, json.dumps(meta.to_json_dict(), sort_keys=True).encode()
 
@@ -78,8 +90,10 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
         pool.submit(int).result()
     except BrokenProcessPool:
         pool.shutdown(cancel_futures=True)
-        raise RuntimeError("worker processes could not start; run the job from a file or as "
-                           "`python -m jobs.shard`, not from standard input") from None
+        raise RuntimeError(
+            "worker processes could not start; run the job from a file or as "
+            "`python -m jobs.shard`, not from standard input"
+        ) from None
     return pool
 
 
@@ -121,32 +135,49 @@ def transcode_in_order(entries: Iterable[dict], encode: EncodeSettings, workers:
         pool.shutdown(cancel_futures=True)
 
 
-# --- planning ---------------------------------------------------------------------------------
+# --- assigning ---------------------------------------------------------------------------------
+
 
 def split_paths(out: Path, split: str) -> dict[str, Path]:
     split_dir = out / split
     state = split_dir / STATE_DIR
-    return {"dir": split_dir, "state": state, "plan": state / "plan.json", "done": state / "done",
-            "manifest": split_dir / "manifest.json"}
+    return {
+        "dir": split_dir,
+        "state": state,
+        "assignment": state / "assignment.json",
+        "done": state / "done",
+        "manifest": split_dir / "manifest.json",
+    }
 
 
 def _entry(video: SourceVideo, listing: Listing) -> dict:
-    return {"key": video.key, "id": video.id, "split": video.split, "label": video.label,
-            "label_index": listing.label_index(video.label), "path": video.path,
-            "time_start": video.time_start, "time_end": video.time_end}
+    return {
+        "key": video.key,
+        "id": video.id,
+        "split": video.split,
+        "label": video.label,
+        "label_index": listing.label_index(video.label),
+        "path": video.path,
+        "time_start": video.time_start,
+        "time_end": video.time_end,
+    }
 
 
 def _identity(listing: Listing, split: str, root: Path, settings: JobSettings) -> dict:
-    """What a plan was made from; a resumed run must match it exactly."""
-    identity = {"dataset": listing.dataset, "root": str(root.resolve()), "split": split,
-                "settings": json.loads(json.dumps(asdict(settings)))}
+    """What an assignment was made from; a resumed run must match it exactly."""
+    identity = {
+        "dataset": listing.dataset,
+        "root": str(root.resolve()),
+        "split": split,
+        "settings": json.loads(json.dumps(asdict(settings))),
+    }
     if listing.fold is not None:  # another fold lists other videos: never resume one as the other
         identity["fold"] = listing.fold
     return identity
 
 
 def _pilot_videos_per_shard(keys: list[str], entries: dict, settings: JobSettings, workers: int) -> int:
-    """Videos per shard for about ``shard_bytes``, from real transcodes of the first few planned videos."""
+    """Videos per shard for about ``shard_bytes``, from real transcodes of the first few assigned videos."""
     pilot = assign_shards(keys, PILOT_VIDEOS, settings.seed)[:1]  # the first videos of the shuffled order
     results = transcode_in_order((entries[k] for shard in pilot for k in shard), settings.encode, workers)
     sizes = [len(data) for _, data, _ in results if data]
@@ -154,38 +185,46 @@ def _pilot_videos_per_shard(keys: list[str], entries: dict, settings: JobSetting
     return videos_per_shard_for(settings.shard_bytes, mean)
 
 
-def make_plan(listing: Listing, split: str, root: Path, settings: JobSettings, workers: int) -> ShardPlan:
+def assign_split(listing: Listing, split: str, root: Path, settings: JobSettings, workers: int) -> ShardAssignment:
     videos = listing.splits[split]
     entries = {v.key: _entry(v, listing) for v in videos if v.path and not v.problem}
     keys = list(entries)
     per_shard = settings.videos_per_shard or _pilot_videos_per_shard(keys, entries, settings, workers)
-    return ShardPlan(
-        split=split, identity=_identity(listing, split, root, settings), videos_per_shard=per_shard,
-        shards=assign_shards(keys, per_shard, settings.seed), entries=entries,
-        failed_before=[{"key": v.key, "path": v.path or v.expected, "reason": v.problem}
-                       for v in videos if v.problem],
+    return ShardAssignment(
+        split=split,
+        identity=_identity(listing, split, root, settings),
+        videos_per_shard=per_shard,
+        shards=assign_shards(keys, per_shard, settings.seed),
+        entries=entries,
+        failed_before=[{"key": v.key, "path": v.path or v.expected, "reason": v.problem} for v in videos if v.problem],
         missing=[{"key": v.key, "path": v.expected} for v in videos if not v.path and not v.problem],
     )
 
 
-def load_or_make_plan(listing: Listing, split: str, root: Path, out: Path, settings: JobSettings,
-                      workers: int, overwrite: bool = False) -> ShardPlan:
-    """The split's plan: the saved one when resuming with the same settings, else a new one."""
+def load_or_assign(
+    listing: Listing, split: str, root: Path, out: Path, settings: JobSettings, workers: int, overwrite: bool = False
+) -> ShardAssignment:
+    """The split's assignment: the saved one when resuming with the same settings, else a new one."""
     paths = split_paths(out, split)
     if overwrite and paths["dir"].exists():
         shutil.rmtree(paths["dir"])
-    if paths["plan"].exists():
-        plan = ShardPlan.load(paths["plan"])
+    legacy = paths["state"] / "plan.json"  # the same file, as jobs started before version 0.2 named it
+    if legacy.exists() and not paths["assignment"].exists():
+        legacy.rename(paths["assignment"])
+    if paths["assignment"].exists():
+        assignment = ShardAssignment.load(paths["assignment"])
         wanted = _identity(listing, split, root, settings)
-        if plan.identity != wanted:
-            changed = sorted(_diff(plan.identity, wanted))
-            raise PlanMismatch(f"{paths['dir']} holds a job planned with other settings ({', '.join(changed)}); "
-                               "use another --out, or --overwrite to start again")
-        return plan
-    plan = make_plan(listing, split, root, settings, workers)
+        if assignment.identity != wanted:
+            changed = sorted(_diff(assignment.identity, wanted))
+            raise AssignmentMismatch(
+                f"{paths['dir']} holds a job started with other settings ({', '.join(changed)}); "
+                "use another --out, or --overwrite to start again"
+            )
+        return assignment
+    assignment = assign_split(listing, split, root, settings, workers)
     paths["done"].mkdir(parents=True, exist_ok=True)
-    plan.save(paths["plan"])
-    return plan
+    assignment.save(paths["assignment"])
+    return assignment
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> Iterator[str]:
@@ -201,46 +240,57 @@ def done_record(paths: dict, index: int) -> Path:
     return paths["done"] / f"{index:06d}.json"
 
 
-def pending_shards(plan: ShardPlan, out: Path) -> list[int]:
-    paths = split_paths(out, plan.split)
-    return [i for i in range(len(plan.shards)) if not done_record(paths, i).exists()]
+def pending_shards(assignment: ShardAssignment, out: Path) -> list[int]:
+    paths = split_paths(out, assignment.split)
+    return [i for i in range(len(assignment.shards)) if not done_record(paths, i).exists()]
 
 
 # --- writing ------------------------------------------------------------------------------
 
-def _write_shard(paths: dict, plan: ShardPlan, index: int, results: Iterable[tuple], on_video) -> ShardRecord:
-    tar_path = paths["dir"] / shard_name(plan.split, index)
-    container = CODECS[plan.identity["settings"]["encode"]["codec"]].container
+
+def _write_shard(
+    paths: dict, assignment: ShardAssignment, index: int, results: Iterable[tuple], on_video
+) -> ShardRecord:
+    tar_path = paths["dir"] / shard_name(assignment.split, index)
+    container = CODECS[assignment.identity["settings"]["encode"]["codec"]].container
     failed = []
     with ShardTarWriter(tar_path) as writer:
         for key, data, meta in results:
             if data is None:
-                failed.append({"key": key, "path": plan.entries[key]["path"], "reason": meta})
+                failed.append({"key": key, "path": assignment.entries[key]["path"], "reason": meta})
             else:
                 writer.add(key, {container: data, "json": meta})
             on_video(data is None)
         if writer.samples:
             writer.commit()  # a shard whose videos all failed leaves no (empty, unreadable) tar
-    record = ShardRecord(index=index, name=tar_path.name if writer.samples else None,
-                         samples=writer.samples, bytes=writer.bytes_written, failed=failed)
+    record = ShardRecord(
+        index=index,
+        name=tar_path.name if writer.samples else None,
+        samples=writer.samples,
+        bytes=writer.bytes_written,
+        failed=failed,
+    )
     record.save(done_record(paths, index))  # last: the shard counts as done only now
     return record
 
 
-def run_shards(out: Path, plan: ShardPlan, indices: list[int], workers: int, progress: bool = True) -> None:
-    """Write the shards ``indices`` of ``plan`` (skipping any already done)."""
-    paths = split_paths(out, plan.split)
-    pending = set(pending_shards(plan, out))
+def run_shards(out: Path, assignment: ShardAssignment, indices: list[int], workers: int, progress: bool = True) -> None:
+    """Write the shards ``indices`` of ``assignment`` (skipping any already done)."""
+    paths = split_paths(out, assignment.split)
+    pending = set(pending_shards(assignment, out))
     indices = [i for i in indices if i in pending]
     for i in indices:  # what killed runs of these shards left: the tar, its index, its done record
-        tar = paths["dir"] / shard_name(plan.split, i)
+        tar = paths["dir"] / shard_name(assignment.split, i)
         for path in (tar, index_path(tar), done_record(paths, i)):
             remove_stale_partials(path)
-    encode = EncodeSettings(**plan.identity["settings"]["encode"])
-    results = transcode_in_order((plan.entries[k] for i in indices for k in plan.shards[i]), encode, workers)
-    total = sum(len(plan.shards[i]) for i in indices)
+    encode = EncodeSettings(**assignment.identity["settings"]["encode"])
+    results = transcode_in_order(
+        (assignment.entries[k] for i in indices for k in assignment.shards[i]), encode, workers
+    )
+    total = sum(len(assignment.shards[i]) for i in indices)
     failures = 0
-    with tqdm(total=total, unit="video", desc=plan.split, disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(total=total, unit="video", desc=assignment.split, disable=not progress, dynamic_ncols=True) as bar:
+
         def on_video(failed: bool) -> None:
             nonlocal failures
             failures += failed
@@ -249,20 +299,29 @@ def run_shards(out: Path, plan: ShardPlan, indices: list[int], workers: int, pro
 
         try:
             for i in indices:
-                _write_shard(paths, plan, i, islice(results, len(plan.shards[i])), on_video)
+                _write_shard(paths, assignment, i, islice(results, len(assignment.shards[i])), on_video)
         finally:
             results.close()
 
 
-def finish_split(out: Path, plan: ShardPlan, labels: list[str]) -> dict:
+def finish_split(out: Path, assignment: ShardAssignment, labels: list[str]) -> dict:
     """Build and write the manifest from the done-records; every shard must be done."""
-    paths = split_paths(out, plan.split)
-    missing = pending_shards(plan, out)
+    paths = split_paths(out, assignment.split)
+    missing = pending_shards(assignment, out)
     if missing:
-        raise RuntimeError(f"{len(missing)} of {len(plan.shards)} shards of {plan.split} are not done; "
-                           "run the same command again to finish them")
-    records = [ShardRecord.load(done_record(paths, i)) for i in range(len(plan.shards))]
-    manifest = build_manifest(plan.identity["dataset"], plan.split, labels, records, plan.failed_before,
-                              plan.missing, {**plan.identity, "videos_per_shard": plan.videos_per_shard})
+        raise RuntimeError(
+            f"{len(missing)} of {len(assignment.shards)} shards of {assignment.split} are not done; "
+            "run the same command again to finish them"
+        )
+    records = [ShardRecord.load(done_record(paths, i)) for i in range(len(assignment.shards))]
+    manifest = build_manifest(
+        assignment.identity["dataset"],
+        assignment.split,
+        labels,
+        records,
+        assignment.failed_before,
+        assignment.missing,
+        {**assignment.identity, "videos_per_shard": assignment.videos_per_shard},
+    )
     write_manifest(paths["manifest"], manifest)
     return manifest

@@ -49,7 +49,7 @@ class Listing:
     dataset: str
     labels: list[str]
     splits: dict[str, list[SourceVideo]] = field(default_factory=dict)
-    fold: int | None = None  # UCF101/HMDB51 split number: part of what a plan is made from
+    fold: int | None = None  # UCF101/HMDB51 split number: part of what an assignment is made from
 
     def label_index(self, label: str | None) -> int:
         return self.labels.index(label) if label is not None else -1
@@ -86,6 +86,7 @@ def _mark_duplicates(videos: list[SourceVideo]) -> list[SourceVideo]:
 
 
 # --- Kinetics --------------------------------------------------------------------------------
+
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -124,18 +125,31 @@ def read_kinetics(root: Path, splits: list[str]) -> Listing:
             try:
                 start, end = int(float(row["time_start"])), int(float(row["time_end"]))
             except ValueError:
-                videos.append(SourceVideo(make_key(yid), yid, split, label, None, "", problem=(
-                    f"unreadable time_start/time_end {row['time_start']!r}/{row['time_end']!r}")))
+                videos.append(
+                    SourceVideo(
+                        make_key(yid),
+                        yid,
+                        split,
+                        label,
+                        None,
+                        "",
+                        problem=(f"unreadable time_start/time_end {row['time_start']!r}/{row['time_end']!r}"),
+                    )
+                )
                 continue
             stem = f"{yid}_{start:06d}_{end:06d}"
             path = replacements.get(yid) or files.get(stem)
-            videos.append(SourceVideo(make_key(stem), yid, split, label, path,
-                                      str(root / split / f"{stem}.mp4"), float(start), float(end)))
+            videos.append(
+                SourceVideo(
+                    make_key(stem), yid, split, label, path, str(root / split / f"{stem}.mp4"), float(start), float(end)
+                )
+            )
         listing.splits[split] = _mark_duplicates(videos)
     return listing
 
 
 # --- UCF101 ----------------------------------------------------------------------------------
+
 
 def _find_one(root: Path, name: str) -> Path:
     found = sorted(root.rglob(name))
@@ -169,13 +183,15 @@ def read_ucf101(root: Path, splits: list[str], fold: int = 1) -> Listing:
             stem = Path(name).stem
             label = classes.get(folder.lower(), (0, None))[1]
             problem = None if label else f"class folder {folder!r} is not in classInd.txt"
-            videos.append(SourceVideo(make_key(stem), stem, split, label, files.get(stem), str(root / rel),
-                                      problem=problem))
+            videos.append(
+                SourceVideo(make_key(stem), stem, split, label, files.get(stem), str(root / rel), problem=problem)
+            )
         listing.splits[split] = _mark_duplicates(videos)
     return listing
 
 
 # --- HMDB51 ----------------------------------------------------------------------------------
+
 
 def read_hmdb51(root: Path, splits: list[str], fold: int = 1) -> Listing:
     split_files = sorted(root.rglob(f"*_test_split{fold}.txt"))
@@ -197,8 +213,9 @@ def read_hmdb51(root: Path, splits: list[str], fold: int = 1) -> Listing:
                 parts = line.split()
                 if len(parts) == 2 and parts[1] == wanted[split]:
                     stem = Path(parts[0]).stem
-                    videos.append(SourceVideo(make_key(stem), stem, split, action, files.get(stem),
-                                              str(root / action / parts[0])))
+                    videos.append(
+                        SourceVideo(make_key(stem), stem, split, action, files.get(stem), str(root / action / parts[0]))
+                    )
         listing.splits[split] = _mark_duplicates(videos)
     return listing
 

@@ -35,20 +35,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--out", type=Path, help="dataset root to write into")
-    add("--slow-motion", type=Path, metavar="MP4",
-        help="instead, write one video whose second half is slow motion (camera pan, 2.5x slower)")
+    add(
+        "--slow-motion",
+        type=Path,
+        metavar="MP4",
+        help="instead, write one video whose second half is slow motion (camera pan, 2.5x slower)",
+    )
     add("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
     for split, count in defaults.videos_per_class.items():
-        add(f"--videos-per-class-{split}", type=int, default=count, metavar="N",
-            help=f"videos per class in {split} (default %(default)s)")
+        add(
+            f"--videos-per-class-{split}",
+            type=int,
+            default=count,
+            metavar="N",
+            help=f"videos per class in {split} (default %(default)s)",
+        )
     add("--width", type=int, default=defaults.width, help="pixels, even (default %(default)s)")
     add("--height", type=int, default=defaults.height, help="pixels, even (default %(default)s)")
     add("--fps", type=int, default=defaults.fps, help="frame rate (default %(default)s)")
     add("--duration", type=float, default=defaults.duration_s, help="seconds per video (default %(default)s)")
-    add("--speeds", type=_speeds, default=defaults.speeds, metavar="S1,S2,...",
-        help="playback speeds; each video plays at one of them (default 1)")
-    add("--appearance", choices=APPEARANCES, default=defaults.appearance,
-        help="object family: seen, unseen, or mixed = train seen, val/test both (default %(default)s)")
+    add(
+        "--speeds",
+        type=_speeds,
+        default=defaults.speeds,
+        metavar="S1,S2,...",
+        help="playback speeds; each video plays at one of them (default 1)",
+    )
+    add(
+        "--appearance",
+        choices=APPEARANCES,
+        default=defaults.appearance,
+        help="object family: seen, unseen, or mixed = train seen, val/test both (default %(default)s)",
+    )
     add("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -59,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.slow_motion:
         from .slowmo import make_slow_motion_video
 
-        info = make_slow_motion_video(args.slow_motion, width=args.width, height=args.height, fps=args.fps,
-                                      seed=args.seed)
-        print(f"wrote {info['path']}: {info['frames']} frames, slow motion from frame {info['slow_start']}",
-              file=sys.stderr)
+        info = make_slow_motion_video(
+            args.slow_motion, width=args.width, height=args.height, fps=args.fps, seed=args.seed
+        )
+        print(
+            f"wrote {info['path']}: {info['frames']} frames, slow motion from frame {info['slow_start']}",
+            file=sys.stderr,
+        )
         return 0
     if args.out is None:
         parser.error("give --out DIR (a dataset) or --slow-motion FILE.mp4")

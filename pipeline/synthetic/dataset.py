@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.atomic import atomic_write_text
+
 from .encode import write_mp4
-from .layout import SPLITS, Clip, write_annotations, write_text_atomic, youtube_id
+from .layout import SPLITS, AnnotationRow, write_annotations, youtube_id
 from .render import render_video
 from .scene import CLASSES, Scene, sample_scene
 
@@ -28,9 +30,7 @@ APPEARANCES = ("seen", "unseen", "mixed")
 class SyntheticConfig:
     """What to generate. Invalid values raise ``ValueError`` with a one-line reason."""
 
-    videos_per_class: dict[str, int] = field(
-        default_factory=lambda: {"train": 4, "val": 2, "test": 2}
-    )
+    videos_per_class: dict[str, int] = field(default_factory=lambda: {"train": 4, "val": 2, "test": 2})
     width: int = 160
     height: int = 120
     fps: int = 25
@@ -77,7 +77,7 @@ class SyntheticConfig:
 class PlannedVideo:
     """One video to write: its annotation row, the scene, and how it is played."""
 
-    clip: Clip
+    clip: AnnotationRow
     scene: Scene
     speed: float
     appearance: str
@@ -113,7 +113,7 @@ def plan_dataset(config: SyntheticConfig) -> list[PlannedVideo]:
                     vid = youtube_id(rng)
                 used_ids.add(vid)
                 start = int(rng.integers(0, 900))
-                clip = Clip(label, vid, start, start + clip_seconds, split, int(rng.integers(0, 2)))
+                clip = AnnotationRow(label, vid, start, start + clip_seconds, split, int(rng.integers(0, 2)))
                 family = _family(config, split, class_i, index)
                 scene = sample_scene(label, rng, config.width, config.height, family)
                 planned.append(PlannedVideo(clip, scene, float(speeds[index]), family))
@@ -154,5 +154,5 @@ def make_kinetics_dataset(root: Path, config: SyntheticConfig | None = None, pro
         clips = [v.clip for v in planned if v.clip.split == split]
         write_annotations(root / "annotations" / f"{split}.csv", clips)
     truth = {"seed": config.seed, "fps": config.fps, "videos": videos}
-    write_text_atomic(root / "synthetic.json", json.dumps(truth, indent=1) + "\n")
+    atomic_write_text(root / "synthetic.json", json.dumps(truth, indent=1) + "\n")
     return truth

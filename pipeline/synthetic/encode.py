@@ -9,12 +9,13 @@ renamed into place: a reader never sees a half-written video, even if generation
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from pipeline.atomic import atomic_path
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int = 20) -> None:
@@ -22,18 +23,13 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int = 20) -> None:
     n_frames, height, width, _ = frames.shape
     if height % 2 or width % 2:
         raise ValueError(f"yuv420p needs even frame sides, got {width}x{height}")
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            options = {"crf": str(crf), "threads": "1", "x264-params": "mbtree=0"}
-            stream = container.add_stream("libx264", rate=fps, options=options)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.time_base = Fraction(1, fps)
-            for k in range(n_frames):
-                frame = av.VideoFrame.from_ndarray(frames[k], format="rgb24")
-                frame.pts = k
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        options = {"crf": str(crf), "threads": "1", "x264-params": "mbtree=0"}
+        stream = container.add_stream("libx264", rate=fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        for k in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(frames[k], format="rgb24")
+            frame.pts = k
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))

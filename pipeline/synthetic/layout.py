@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.atomic import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 CSV_HEADER = ("label", "youtube_id", "time_start", "time_end", "split", "is_cc")
@@ -23,7 +24,7 @@ ID_LENGTH = 11
 
 
 @dataclass(frozen=True)
-class Clip:
+class AnnotationRow:
     """One annotation row."""
 
     label: str
@@ -52,14 +53,7 @@ def youtube_id(rng: np.random.Generator, leading_dash: bool = False) -> str:
     return "".join(chars)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` under a temporary name beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
-
-
-def write_annotations(path: Path, clips: list[Clip]) -> None:
+def write_annotations(path: Path, clips: list[AnnotationRow]) -> None:
     """One Kinetics annotation CSV; the csv module quotes labels where needed.
 
     Lines end in "\n" as in the Kinetics CSVs; the csv module would then leave a label with a
@@ -73,4 +67,23 @@ def write_annotations(path: Path, clips: list[Clip]) -> None:
     writer.writerow(CSV_HEADER)
     for clip in clips:
         writer.writerow((clip.label, clip.youtube_id, clip.time_start, clip.time_end, clip.split, clip.is_cc))
-    write_text_atomic(path, buffer.getvalue())
+    atomic_write_text(path, buffer.getvalue())
+
+
+def kinetics_from_files(files: list[str], copies: int, root: Path) -> list[Path]:
+    """Real files laid out ``copies`` times as a Kinetics train split under ``root`` (symlinks, labels
+    from the file names): the benchmarks' and tests' dataset of real videos. Returns the video paths."""
+    (root / "annotations").mkdir(parents=True)
+    (root / "train").mkdir()
+    videos = []
+    with open(root / "annotations" / "train.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+        for c in range(copies):
+            for i, src in enumerate(files):
+                vid = f"bench{c:03d}x{i:03d}"
+                path = root / "train" / f"{vid}_000000_000010.mp4"
+                path.symlink_to(Path(src).resolve())
+                w.writerow([Path(src).stem, vid, 0, 10, "train"])
+                videos.append(path)
+    return videos

@@ -67,10 +67,7 @@ class Scene:
 def _sample_props(rng: np.random.Generator, world_width: float) -> tuple[Prop, ...]:
     count = int(rng.integers(3, 6))
     slots = (np.arange(count) + rng.uniform(0.2, 0.8, count)) * (world_width / count)
-    return tuple(
-        Prop(x=float(x), half_w=rng.uniform(0.03, 0.08), half_h=rng.uniform(0.05, 0.25))
-        for x in slots
-    )
+    return tuple(Prop(x=float(x), half_w=rng.uniform(0.03, 0.08), half_h=rng.uniform(0.05, 0.25)) for x in slots)
 
 
 def sample_scene(label: str, rng: np.random.Generator, width: int, height: int, family: str) -> Scene:

@@ -25,9 +25,17 @@ def physical_times(speeds: np.ndarray, fps: int) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(speeds)[:-1]]) / fps
 
 
-def make_slow_motion_video(path: Path, label: str = "camera pan", normal_s: float = 4.0, slow_s: float = 4.0,
-                           slow: float = 0.4, width: int = 160, height: int = 120, fps: int = 25,
-                           seed: int = 0) -> dict:
+def make_slow_motion_video(
+    path: Path,
+    label: str = "camera pan",
+    normal_s: float = 4.0,
+    slow_s: float = 4.0,
+    slow: float = 0.4,
+    width: int = 160,
+    height: int = 120,
+    fps: int = 25,
+    seed: int = 0,
+) -> dict:
     """Write the video to ``path`` (H.264); returns where its slow motion starts and ends, in frames."""
     if label not in CLASSES:
         raise ValueError(f"unknown class {label!r}; choose from {', '.join(CLASSES)}")
@@ -39,5 +47,12 @@ def make_slow_motion_video(path: Path, label: str = "camera pan", normal_s: floa
     frames = np.stack([render_frame(scene, float(t)) for t in times])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_mp4(Path(path), frames, fps)
-    return {"path": str(path), "label": label, "fps": fps, "frames": total, "slow_start": normal,
-            "slow_end": total, "slow": slow}
+    return {
+        "path": str(path),
+        "label": label,
+        "fps": fps,
+        "frames": total,
+        "slow_start": normal,
+        "slow_end": total,
+        "slow": slow,
+    }

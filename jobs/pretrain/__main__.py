@@ -1,0 +1,107 @@
+"""``python -m jobs.pretrain CONFIG``: pretrain SpeedNet or RSPNet here, or submit it (submitit).
+
+    python -m jobs.pretrain tiny_speednet                        # a shipped config, by name
+    python -m jobs.pretrain rspnet_r3d18 --set data.shards=/data/k400/train --run-dir runs/r3d18
+    python -m jobs.pretrain rspnet_r3d18 --run-dir runs/r3d18 --resume
+    accelerate launch --num_processes 8 -m jobs.pretrain rspnet_r3d18 ...
+    python -m jobs.pretrain rspnet_r3d18 --launcher slurm --nodes 2 --gpus-per-node 8 --partition gpu --time 1440
+
+``--launcher slurm|local`` submits through submitit (``jobs.pretrain.launch``): one task per GPU,
+requeued from its last checkpoint when preempted or out of time; submitted jobs always resume.
+
+The command only decides: train in this process (``jobs.pretrain.loop.train``), or submit the job
+that will (``jobs.pretrain.launch``), as dino's ``run_with_submitit.py`` stands apart from its
+training script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from jobs.pretrain import launch
+from jobs.pretrain.config import load
+from jobs.pretrain.loop import train
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m jobs.pretrain",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", help="a config file, or a shipped config's name (jobs/pretrain/configs/*.toml)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override a config field (repeatable), e.g. --set optim.lr=0.05",
+    )
+    p.add_argument("--run-dir", type=Path, help="where logs and checkpoints go (default runs/<config>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = p.add_argument_group("launching (submitit)")
+    group.add_argument(
+        "--launcher",
+        choices=("none", "local", "slurm"),
+        default="none",
+        help="none: train in this process (default); local: submitit's local executor; slurm: submit to SLURM",
+    )
+    group.add_argument("--nodes", type=int, default=1)
+    group.add_argument("--gpus-per-node", type=int, default=0, help="one task per GPU (default 0: CPU tasks)")
+    group.add_argument("--tasks-per-node", type=int, help="processes per node (default: gpus-per-node, or 1)")
+    group.add_argument("--cpus-per-task", type=int, default=4)
+    group.add_argument("--partition", help="SLURM partition")
+    group.add_argument("--time", type=int, default=60, metavar="MINUTES", help="time limit per start (default 60)")
+    group.add_argument("--mem-gb", type=float, help="memory per node")
+    group.add_argument("--max-requeues", type=int, default=10, help="restarts after preemption or timeout (default 10)")
+    group.add_argument("--wait", action="store_true", help="block until the job ends and report how it ended")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run_dir = args.run_dir or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        config = load(args.config, args.overrides)
+        if not config.data.shards:
+            raise ValueError("no shards: set data.shards in the config or pass --set data.shards=PATH")
+        if args.resume and args.run_dir is None:
+            raise ValueError("--resume needs --run-dir, the folder of the run to continue")
+        if args.launcher != "none":
+            job = launch.submit(
+                config,
+                run_dir,
+                launcher=args.launcher,
+                nodes=args.nodes,
+                gpus_per_node=args.gpus_per_node,
+                tasks_per_node=args.tasks_per_node,
+                cpus_per_task=args.cpus_per_task,
+                partition=args.partition,
+                time_min=args.time,
+                mem_gb=args.mem_gb,
+                max_requeues=args.max_requeues,
+            )
+            return launch.wait(job) if args.wait else 0
+        print(f"run folder: {run_dir}", file=sys.stderr)
+        outcome = train(config, run_dir, resume=args.resume, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the newest checkpoint in {run_dir / 'checkpoints'} is whole; continue with "
+            f"--run-dir {run_dir} --resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"done: {run_dir}  " + " ".join(f"{k}={v:.4g}" for k, v in outcome.metrics.items() if isinstance(v, float)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Pretraining configs: TOML files, read into one frozen dataclass, overridable from the command line.
+
+    [data]   shards, plan options, augmentation, per-process batch (videos per step)
+    [model]  method (speednet | rspnet), backbone and its options, task options
+    [optim]  SGD with momentum and weight decay; lr = lr * global_batch / lr_batch (linear scaling),
+             linear warmup then cosine decay to zero; epochs or max_steps; gradient accumulation
+    [run]    seed, precision, how often to log and checkpoint
+
+The shipped configs live in ``jobs/pretrain/configs/`` and are named without the suffix (``tiny_speednet``);
+any other path works too. ``--set optim.lr=0.05 --set data.shards=/data/k400/train`` overrides a
+field (values parse as TOML, falling back to a plain string).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    shards: str = ""
+    batch_size: int = 8  # videos per process per step (SpeedNet: 2 clips each, RSPNet: 3)
+    plan_options: dict = field(default_factory=dict)  # keywords of the task's plan (T, speeds, ...)
+    augment: dict = field(default_factory=dict)  # fields of pipeline.augment.AugmentConfig
+    num_threads: int = 4
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    method: str = "rspnet"
+    backbone: str = "r3d18"
+    backbone_options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # models.rspnet.RSPNet keywords (motion, lam, ...)
+    # A checkpoint whose backbone weights the run starts from (e.g. a SpeedNet's, for RSPNet); "" = random
+    init: str = ""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 0.1
+    lr_batch: int = 64  # the global batch at which ``lr`` applies
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    epochs: int = 200
+    max_steps: int = 0  # optimiser steps; 0: epochs decide
+    warmup_steps: int = 0
+    grad_accum: int = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    precision: str = "auto"  # auto: bf16 on a GPU that has it, fp32 on CPU; or no | bf16 | fp16
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """A config file: an existing path, or the name of a shipped config."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+    raise ValueError(f"no config {name_or_path!r}: not a file, nor a shipped config ({known})")
+
+
+def from_dict(raw: dict) -> Config:
+    """A Config from nested dicts; unknown sections or fields are errors, not silently ignored."""
+    unknown = set(raw) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown config sections {sorted(unknown)}; known: {sorted(SECTIONS)}")
+    parts = {}
+    for name, cls in SECTIONS.items():
+        values = raw.get(name, {})
+        fields = {f.name for f in dataclasses.fields(cls)}
+        bad = set(values) - fields
+        if bad:
+            raise ValueError(f"unknown fields in [{name}]: {sorted(bad)}; known: {sorted(fields)}")
+        parts[name] = cls(**values)
+    return Config(**parts)
+
+
+def load(name_or_path: str, overrides: list[str] = ()) -> Config:
+    with open(resolve_path(name_or_path), "rb") as f:
+        raw = tomllib.load(f)
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(raw)
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """``section.field[.key]=value`` into ``raw``; the value parses as TOML, else stays a string."""
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) < 2:
+        raise ValueError(f"override {item!r} is not section.field=value")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value

@@ -1,0 +1,144 @@
+"""Pretraining through submitit: submitted from the login node, run as one task per GPU (or per CPU
+worker) on SLURM or on this machine, requeued on preemption. Kept apart from the training loop.
+
+Job side (``PretrainJob``), in every task:
+1. torch.distributed comes from SLURM's environment (submitit's ``TorchDistributedEnvironment``:
+   MASTER_ADDR from the node list, RANK, WORLD_SIZE, LOCAL_RANK), NCCL on GPUs and gloo on CPUs;
+   Accelerate then uses that process group (no ``accelerate launch`` inside the job).
+2. ``jobs.pretrain.preemption.StopRequest`` replaces submitit's signal handlers; training always resumes from
+   the newest checkpoint in the run folder, so a first start and a requeued start run the same code.
+3. When a stop is requested, the loop checkpoints the step on which all tasks agree and returns; task
+   0 alone then runs ``scontrol requeue`` (nothing collective happens in a signal handler), and every
+   task exits without a result, so the job counts as running until its requeued self finishes. After
+   ``max_requeues`` restarts (``SLURM_RESTART_COUNT``) the job fails with a message instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import submitit
+import torch
+
+from jobs.executor import make_executor
+from jobs.pretrain.config import Config, from_dict
+from jobs.pretrain.preemption import StopRequest
+from pipeline.device import torch_device
+
+
+class PretrainJob:
+    """The submitted callable: picklable (a config dict and paths), identical on every restart."""
+
+    def __init__(self, config: dict, run_dir: str, max_requeues: int, command: list[str]):
+        self.config, self.run_dir, self.max_requeues, self.command = config, run_dir, max_requeues, command
+
+    def __call__(self) -> dict:
+        from jobs.pretrain.loop import train  # imported in the job, after the process group exists
+
+        env = submitit.JobEnvironment()
+        cuda = torch_device() == "cuda"
+        dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=cuda)
+        if dist_env.world_size > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
+        stop = StopRequest()
+        launch = {
+            "command": self.command,
+            "job_id": env.job_id,
+            "cluster": env.cluster,
+            "restarts": int(os.environ.get("SLURM_RESTART_COUNT", 0)),
+        }
+        outcome = train(
+            from_dict(self.config), Path(self.run_dir), resume=True, progress=False, should_stop=stop, launch=launch
+        )
+        if outcome.stopped:
+            self._requeue(env, outcome.step)
+        return {"step": outcome.step, **outcome.metrics}
+
+    def _requeue(self, env: submitit.JobEnvironment, step: int) -> None:
+        where = f"checkpoint of step {step} in {self.run_dir}/checkpoints"
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT", 0))
+        if env.cluster != "slurm":
+            raise RuntimeError(f"stopped by a signal; {where}; continue with --resume")
+        if restarts >= self.max_requeues:
+            raise RuntimeError(f"stopped {restarts + 1} times, more than --max-requeues {self.max_requeues}; {where}")
+        if env.global_rank == 0:
+            subprocess.run(["scontrol", "requeue", env.job_id], check=True, timeout=60)
+            print(
+                f"requeued job {env.job_id} after step {step} (restart {restarts + 1} of at most {self.max_requeues})",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise SystemExit(0)  # no result: submitit keeps waiting for the requeued job
+
+
+def submit(
+    config: Config,
+    run_dir: Path,
+    *,
+    launcher: str,
+    nodes: int = 1,
+    gpus_per_node: int = 0,
+    tasks_per_node: int | None = None,
+    cpus_per_task: int = 4,
+    partition: str | None = None,
+    time_min: int = 60,
+    mem_gb: float | None = None,
+    max_requeues: int = 10,
+) -> submitit.Job:
+    """Submit pretraining as one task per GPU (``tasks_per_node`` defaults to ``gpus_per_node``, or
+    1 without GPUs) and print where to follow it."""
+    tasks = tasks_per_node or max(1, gpus_per_node)
+    run_dir = Path(run_dir).resolve()
+    if Path(config.data.shards).exists():  # the job may start in another folder
+        config = dataclasses.replace(
+            config, data=dataclasses.replace(config.data, shards=str(Path(config.data.shards).resolve()))
+        )
+    executor = make_executor(
+        launcher,
+        run_dir / "submitit",
+        name=f"pretrain-{run_dir.name}",
+        time_min=time_min,
+        cpus_per_task=cpus_per_task,
+        mem_gb=mem_gb,
+        partition=partition,
+        nodes=nodes,
+        tasks_per_node=tasks,
+        gpus_per_node=gpus_per_node,
+    )
+    job = executor.submit(PretrainJob(config.to_dict(), str(run_dir), max_requeues, sys.argv))
+    print(f"submitted pretraining job {job.job_id} ({launcher}: {nodes} node(s) x {tasks} task(s))")
+    print(f"  run folder: {run_dir}  (run.json, metrics.jsonl, curves.png, checkpoints/)")
+    print(f"  logs:       {job.paths.stderr}")
+    follow = f"tail -f {job.paths.stderr}" + (f"   |   squeue -j {job.job_id}" if launcher == "slurm" else "")
+    print(f"  follow:     {follow}", flush=True)
+    return job
+
+
+def wait(job: submitit.Job) -> int:
+    """Block until ``job`` ends; 0 when it finished, 1 with its error and log path when it failed."""
+    try:
+        result = job.results()[0]  # task 0's; every task returns the same reduced metrics
+    except Exception as error:  # noqa: BLE001 - submitit raises the job's error with its traceback as text
+        print(
+            f"error: job {job.job_id} failed: {_last_exception_line(str(error))}\n  log: {job.paths.stderr}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"job {job.job_id} finished: "
+        + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items())
+    )
+    return 0
+
+
+def _last_exception_line(trace: str) -> str:
+    """``FileNotFoundError: no shards found at ...`` out of submitit's error text (a traceback
+    between dashed lines, then log paths)."""
+    lines = [line.strip() for line in trace.splitlines()]
+    raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b.*", line)]
+    return raised[-1] if raised else next((line for line in lines if line), "no message")

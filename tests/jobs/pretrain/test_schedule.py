@@ -1,0 +1,36 @@
+"""The learning-rate schedule (jobs/pretrain/schedule.py): warm-up, then decay, within bounds."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jobs.pretrain.schedule import lr_at, scaled_lr
+
+
+@settings(max_examples=200, deadline=None)
+@given(total=st.integers(1, 5000), warmup=st.integers(0, 500), peak=st.floats(1e-4, 10.0))
+def test_schedule_warms_up_then_decays_within_bounds(total, warmup, peak):
+    lrs = (
+        [lr_at(s, total, peak, warmup) for s in range(total)]
+        if total <= 600
+        else [lr_at(s, total, peak, warmup) for s in sorted({0, total - 1, *range(0, total, max(1, total // 300))})]
+    )
+    assert all(0 < lr <= peak * (1 + 1e-12) for lr in lrs)
+    if total <= 600:
+        w = min(warmup, total)
+        assert all(a < b for a, b in zip(lrs[:w], lrs[1:w]))  # strictly rising during warmup
+        assert all(a >= b - 1e-15 for a, b in zip(lrs[w:], lrs[w + 1 :]))  # then never rising
+        if warmup < total:
+            assert lrs[warmup] == pytest.approx(peak)
+
+
+def test_schedule_values():
+    assert lr_at(0, 100, 1.0) == 1.0
+    assert lr_at(50, 100, 1.0) == pytest.approx(0.5)
+    assert lr_at(4, 100, 1.0, warmup=10) == pytest.approx(0.5)
+    assert lr_at(10, 110, 1.0, warmup=10) == 1.0
+    assert scaled_lr(0.1, 256, 64) == pytest.approx(0.4)
+    with pytest.raises(ValueError):
+        lr_at(100, 100, 1.0)

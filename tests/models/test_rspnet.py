@@ -1,0 +1,174 @@
+"""RSPNet's module (models/rspnet.py): gradients and loss terms, BN grouping, the ablations, the momentum
+key encoder, and the key queue (its gradients, its ring, its keys from every rank)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from models import build_backbone
+from models.rspnet import KeyQueue, RSPNet, _groups, momentum_update
+from objectives.avid import info_nce
+from pipeline.batches import Batch
+
+
+@given(videos=st.integers(1, 64), groups=st.integers(1, 8), rows=st.sampled_from([1, 3]))
+def test_bn_groups_cover_the_batch_in_whole_videos_of_two_or_more(videos, groups, rows):
+    sizes = _groups(videos, groups, rows)
+    assert sum(sizes) == videos * rows and all(s % rows == 0 for s in sizes)
+    assert len(sizes) == 1 or all(s >= 2 * rows for s in sizes)
+    assert len(sizes) <= groups
+
+
+def _triplets(n: int, T: int = 4, side: int = 16, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    video = torch.randn(3 * n, 3, T, side, side, generator=g)
+    batch = Batch.of_roles(video, ["anchor", "positive", "negative"] * n, speeds=[1.0, 1.0, 2.0] * n)
+    return video, batch
+
+
+def _tiny_rspnet(**kw) -> RSPNet:
+    torch.manual_seed(0)
+    return RSPNet(build_backbone("r3d10", width=4), queue_size=32, dim=16, **kw)
+
+
+def test_rspnet_gradients_reach_online_encoder_and_heads_not_keys_and_queue_fills():
+    model = _tiny_rspnet()
+    video, batch = _triplets(4)
+    ptr = int(model.queue.ptr)
+    out = model(video, batch)
+    out["loss"].backward()
+    assert set(out) == {"loss", "loss_m", "loss_a", "rsp_acc", "avid_acc"}
+    assert out["loss"].item() == pytest.approx((out["loss_m"] + out["loss_a"]).item())
+    assert all(p.grad is not None for p in model.backbone.parameters())
+    assert all(p.grad is not None for p in model.g_m.parameters()) and all(
+        p.grad is not None for p in model.g_a.parameters()
+    )
+    assert all(p.grad is None for p in model.key_backbone.parameters())
+    assert int(model.queue.ptr) == ptr + 4
+
+
+def test_momentum_split_over_accumulated_micro_batches_moves_keys_once_by_m():
+    """G forward passes at m ** (1 / G), online weights unchanged in between (gradient
+    accumulation), leave the key encoder where one update by m would."""
+    model = _tiny_rspnet(momentum=0.9, micro_batches=3)
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(torch.randn_like(p))  # the online encoder moves away from its momentum copy
+    before = [p.clone() for p in model.key_backbone.parameters()]
+    online = [p.clone() for p in model.backbone.parameters()]
+    video, batch = _triplets(2)
+    for _ in range(3):
+        model(video, batch)
+    for k0, o, k in zip(before, online, model.key_backbone.parameters()):
+        assert torch.allclose(k, 0.9 * k0 + 0.1 * o, atol=1e-6)
+
+
+def test_rspnet_grouped_and_shuffled_forward_is_exact_bookkeeping():
+    """With BN on running statistics (eval mode) grouping cannot change any value: so the keys
+    computed through the shuffled groups equal the keys computed in one batch, row for row."""
+    grouped, single = _tiny_rspnet(bn_groups=4), _tiny_rspnet(bn_groups=1)
+    single.load_state_dict(grouped.state_dict())
+    grouped.eval(), single.eval()
+    video, batch = _triplets(8)
+    a, b = grouped(video, batch), single(video, batch)
+    assert torch.allclose(grouped.queue.keys, single.queue.keys, atol=1e-5)
+    for key in a:
+        assert a[key].item() == pytest.approx(b[key].item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("motion,appearance", [("sp", "avid"), ("rsp", "vid"), ("rsp", "none"), ("none", "avid")])
+def test_rspnet_ablations_of_table_1(motion, appearance):
+    model = _tiny_rspnet(motion=motion, appearance=appearance)
+    video, batch = _triplets(4)
+    out = model(video, batch)
+    out["loss"].backward()
+    assert ("loss_m" in out) == (motion != "none") and ("loss_a" in out) == (appearance != "none")
+    assert ("sp_acc" in out) == (motion == "sp")
+    assert math.isfinite(out["loss"].item())
+
+
+def test_rspnet_rejects_batches_that_are_not_triplets():
+    model = _tiny_rspnet()
+    video, batch = _triplets(2)
+    batch.role = ["normal", "sped_up"] * 3
+    with pytest.raises(ValueError, match="triplets"):
+        model(video, batch)
+
+
+# --- the momentum encoder and the key queue -------------------------------------------------------
+
+
+def test_gradients_flow_to_queries_through_the_queue_path_not_to_keys():
+    torch.manual_seed(0)
+    q = torch.randn(4, 8, requires_grad=True)
+    k = torch.randn(4, 8, requires_grad=True)
+    queue = KeyQueue(dim=8, size=16)
+    info_nce(q, k, queue.keys).backward()
+    assert q.grad is not None and q.grad.abs().sum() > 0 and k.grad is None
+    first = q.grad.clone()
+    q.grad = None
+    queue.push(torch.randn(16, 8))  # other negatives: a different gradient for the same queries
+    info_nce(q, k, queue.keys).backward()
+    assert not torch.allclose(first, q.grad)
+
+
+@given(st.integers(1, 40), st.integers(1, 40))
+def test_queue_is_a_fifo_ring_of_unit_keys(first, second):
+    queue = KeyQueue(dim=3, size=16)
+    a, b = torch.randn(first, 3), torch.randn(second, 3)
+    queue.push(a)
+    queue.push(b)
+    pushed = torch.nn.functional.normalize(torch.cat([a, b]), dim=1)
+    assert queue.ptr.item() == (first + second) % 16
+    for n in range(min(16, first + second)):  # the newest keys, at their ring positions
+        slot = (first + second - 1 - n) % 16
+        assert torch.allclose(queue.keys[slot], pushed[-1 - n])
+    assert torch.allclose(queue.keys.norm(dim=1), torch.ones(16))
+
+
+def test_momentum_update_by_hand():
+    online, target = nn.Linear(2, 1), nn.Linear(2, 1)
+    with torch.no_grad():
+        online.weight.fill_(1.0), online.bias.fill_(1.0), target.weight.fill_(0.0), target.bias.fill_(2.0)
+    momentum_update(online, target, m=0.9)
+    assert torch.allclose(target.weight, torch.full((1, 2), 0.1)) and torch.allclose(target.bias, torch.tensor([1.9]))
+
+
+def test_momentum_update_copies_buffers():
+    """Buffers (batch-norm statistics, its step counter) are copied, not averaged, as documented."""
+    online, target = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    with torch.no_grad():
+        online.running_mean.fill_(2.0), online.running_var.fill_(5.0), online.num_batches_tracked.fill_(7)
+    momentum_update(online, target, m=0.9)
+    assert torch.equal(target.running_mean, torch.full((3,), 2.0)) and torch.equal(
+        target.running_var, torch.full((3,), 5.0)
+    )
+    assert int(target.num_batches_tracked) == 7
+
+
+def _push_on_rank(rank: int, world: int, init: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    queue = KeyQueue(dim=2, size=8)
+    keys = torch.tensor([[1.0, float(rank)], [float(rank), 1.0]])
+    queue.push(keys[: 2 - rank])  # each rank pushes its own keys, rank 1 fewer (a dropped sample)
+    torch.save({"keys": queue.keys, "ptr": queue.ptr}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_keys_from_every_rank_enter_every_rank_queue_even_in_unequal_numbers(tmp_path):
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path}/rendezvous"
+    mp.spawn(_push_on_rank, args=(2, init, str(tmp_path)), nprocs=2)
+    states = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    assert torch.equal(states[0]["keys"], states[1]["keys"]) and states[0]["ptr"].item() == 3
+    h = 2**-0.5
+    assert torch.allclose(states[0]["keys"][:3], torch.tensor([[1.0, 0], [0, 1], [h, h]]))  # rank 0, rank 1

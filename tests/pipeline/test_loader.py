@@ -1,0 +1,487 @@
+"""The DALI loader on CPU: the planned frames come out, deterministic, resumable, robust."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("nvidia.dali")
+
+from jobs.shard.__main__ import main as shard_main  # noqa: E402
+from pipeline.augment import AugmentConfig, batch_size_draw, sample_params  # noqa: E402
+from pipeline.loader import VideoLoader  # noqa: E402
+from pipeline.plans import rspnet_plan  # noqa: E402
+from pipeline.shards import ShardIndex, resolve_shards  # noqa: E402
+from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset  # noqa: E402
+from pipeline.synthetic.layout import kinetics_from_files  # noqa: E402
+from pipeline.tar_writer import ShardTarWriter  # noqa: E402
+from tests.support.media import psnr  # noqa: E402
+
+RAW = AugmentConfig("none")
+
+
+@pytest.fixture(scope="module")
+def synthetic_shards(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("kinetics")
+    make_kinetics_dataset(root, SyntheticConfig(videos_per_class={"train": 2, "val": 0, "test": 0}, duration_s=3.0))
+    out = tmp_path_factory.mktemp("shards")
+    assert (
+        shard_main(
+            [
+                "kinetics",
+                "--root",
+                str(root),
+                "--out",
+                str(out),
+                "--splits",
+                "train",
+                "--videos-per-shard",
+                "4",
+                "--workers",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    return out / "train"
+
+
+@pytest.fixture(scope="module")
+def real_shards(real_videos, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("real") / "k"
+    kinetics_from_files([str(p) for p in real_videos.values()], 1, root)
+    out = tmp_path_factory.mktemp("real-shards")
+    assert (
+        shard_main(
+            ["kinetics", "--root", str(root), "--out", str(out), "--splits", "train", "--workers", "2", "--no-progress"]
+        )
+        == 0
+    )
+    return out / "train"
+
+
+def reference_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """An independent YUV->RGB: PyAV's decoded planes, BT.601 limited range, centre-sited bilinear chroma."""
+    h, w = frame.height, frame.width
+    planes = frame.to_ndarray(format="yuv420p").astype(np.float64)
+    y = planes[:h]
+    u = planes[h : h + h // 4].reshape(h // 2, w // 2)
+    v = planes[h + h // 4 :].reshape(h // 2, w // 2)
+
+    def up(c, axis):
+        prev, nxt = np.roll(c, 1, axis), np.roll(c, -1, axis)
+        first, last = [slice(None)] * 2, [slice(None)] * 2
+        first[axis], last[axis] = 0, -1
+        prev[tuple(first)], nxt[tuple(last)] = c[tuple(first)], c[tuple(last)]
+        return np.stack([0.75 * c + 0.25 * prev, 0.75 * c + 0.25 * nxt], axis + 1).reshape(
+            [n * 2 if i == axis else n for i, n in enumerate(c.shape)]
+        )
+
+    u, v = up(up(u, 0), 1) - 128, up(up(v, 0), 1) - 128
+    y = (y - 16) * 255 / 219
+    u, v = u * 255 / 224, v * 255 / 224
+    rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1)
+    return np.clip(np.round(rgb), 0, 255)
+
+
+class DecodedReference:
+    """A sample decoded by PyAV; frames converted to RGB on first use (conversion is the slow part)."""
+
+    def __init__(self, index: ShardIndex, key: str):
+        pos = next(i for i, s in enumerate(index.samples) if s.key == key)
+        with av.open(io.BytesIO(index.read(pos)[1])) as c:
+            self.frames = list(c.decode(video=0))
+        self._rgb: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if i not in self._rgb:
+            self._rgb[i] = reference_rgb(self.frames[i])
+        return self._rgb[i]
+
+
+@pytest.mark.parametrize("plan", ["speednet", "rspnet", "eval"])
+@pytest.mark.parametrize("shards", ["synthetic_shards", "real_shards"])
+def test_clips_hold_exactly_the_planned_frames(plan, shards, request):
+    """Every returned frame equals the independent decoder's frame at the planned index (up to
+    rounding of the colour conversion), and no other frame of the video fits it better."""
+    split = request.getfixturevalue(shards)
+    loader = VideoLoader(split, plan=plan, batch_size=2, device="cpu", augment=RAW, normalise_pixels=False)
+    batch = next(iter(loader))
+    video = batch.video
+    # uint8 clips (T, H, W, C): one tensor when all samples share a size, else one per sample
+    clips = [clip for sample in video for clip in sample] if isinstance(video, list) else list(video)
+    per_sample = {}
+    for c, key in enumerate(batch.keys):
+        ref = per_sample.setdefault(key, DecodedReference(loader.index, key))
+        got = clips[c].numpy().astype(np.float64)
+        for frame, planned in zip(got, batch.indices[c].tolist()):
+            err = np.abs(frame - ref[planned]).max()
+            assert err <= 2, (key, planned, err)  # colour conversion rounding only
+            near = range(max(0, planned - 2), min(len(ref), planned + 3))  # off-by-one is the risk
+            errors = {i: np.abs(ref[i] - frame).mean() for i in near}
+            assert errors[planned] == min(errors.values()), (key, planned, errors)
+
+
+def test_batches_have_the_papers_shapes(synthetic_shards):
+    batch = next(iter(VideoLoader(synthetic_shards, plan="speednet", batch_size=4, device="cpu")))
+    video = batch.video
+    n, c, t, h, w = video.shape
+    assert (n, c, t) == (8, 3, 16) and h == w and 64 <= h <= 336 and video.dtype == torch.float32
+    assert batch.role == ["normal", "sped_up"] * 4  # both versions of every clip, same batch
+    assert all(1 <= s <= 1.2 for s in batch.speed[0::2]) and all(1.7 <= s <= 2.2 for s in batch.speed[1::2])
+    batch = next(iter(VideoLoader(synthetic_shards, plan="rspnet", batch_size=4, device="cpu")))
+    video = batch.video
+    assert video.shape == (12, 3, 16, 112, 112)
+    assert batch.role[:3] == ["anchor", "positive", "negative"] and batch.indices.shape == (12, 16)
+    batch = next(iter(VideoLoader(synthetic_shards, plan="eval", batch_size=2, device="cpu")))
+    video = batch.video
+    assert video.shape == (20, 3, 16, 112, 112) and batch.keys[0] == batch.keys[9] != batch.keys[10]
+
+
+def _epoch(loader, limit=None):
+    out = []
+    for i, batch in enumerate(loader):
+        out.append((batch.video.clone(), batch.keys, batch.indices.clone(), loader.state_dict()))
+        if limit is not None and i + 1 == limit:
+            break
+    return out
+
+
+def test_same_seed_same_batches_other_seed_other_batches(synthetic_shards):
+    a = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", seed=7))
+    b = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", seed=7))
+    c = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", seed=8))
+    assert len(a) == len(b) == 4
+    for (va, ka, ia, _), (vb, kb, ib, _) in zip(a, b):
+        assert ka == kb and torch.equal(ia, ib) and torch.equal(va, vb)
+    assert [k for _, k, _, _ in a] != [k for _, k, _, _ in c]
+
+
+def test_resumed_loader_continues_where_it_stopped(synthetic_shards):
+    full = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", seed=1)
+    first_epoch, second_epoch = _epoch(full), _epoch(full)
+    stopped = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", seed=1)
+    head = _epoch(stopped, limit=2)
+    state = stopped.state_dict()
+    assert state == {"epoch": 0, "step": 2, "seed": 1}
+    resumed = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", **state)
+    tail = _epoch(resumed)
+    for (va, ka, ia, _), (vb, kb, ib, _) in zip(first_epoch, head + tail):
+        assert ka == kb and torch.equal(ia, ib) and torch.equal(va, vb)
+    assert resumed.state_dict() == {"epoch": 1, "step": 0, "seed": 1}
+    assert [k for _, k, _, _ in second_epoch] != [k for _, k, _, _ in first_epoch]  # reshuffled per epoch
+
+
+def _draws(shards, plan: str, augment: AugmentConfig, epochs: int = 1, **kw) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(indices, video) of every step of one sample read again and again: all differences between
+    steps are then the loader's random draws, not its data."""
+    loader = VideoLoader(
+        shards,
+        plan=plan,
+        plan_options={"T": 8, "n": 2} if plan == "eval" else {"T": 8},
+        augment=augment,
+        batch_size=1,
+        device="cpu",
+        samples=[0, 0, 0],
+        **kw,
+    )
+    return [(batch.indices, batch.video.clone()) for _ in range(epochs) for batch in loader]
+
+
+def test_draws_differ_across_steps_epochs_and_ranks(synthetic_shards):
+    """The same seed repeats a run, but no two steps, epochs or ranks share their plans or their
+    augmentation: each step's generator is seeded by all of (seed, epoch, rank, step)."""
+    augment = AugmentConfig("rspnet", base=40, out=32)
+    plans = _draws(synthetic_shards, "rspnet", augment, epochs=2) + _draws(
+        synthetic_shards, "rspnet", augment, rank=1, world=2
+    )
+    # the eval plan is deterministic: equal frames, so any difference is the augmentation's
+    crops = _draws(synthetic_shards, "eval", augment, epochs=2) + _draws(
+        synthetic_shards, "eval", augment, rank=1, world=2
+    )
+    assert len(plans) == len(crops) == 9  # 3 steps of epoch 0, 3 of epoch 1, 3 of rank 1's epoch 0
+    assert all(torch.equal(crops[0][0], ix) for ix, _ in crops)
+    for i in range(9):
+        for j in range(i):
+            assert not torch.equal(plans[i][0], plans[j][0]), f"steps {j} and {i} drew the same clips"
+            assert not torch.equal(crops[i][1], crops[j][1]), f"steps {j} and {i} drew the same augmentation"
+    again = _draws(synthetic_shards, "rspnet", augment, epochs=2)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(again, plans))
+
+
+def test_ranks_read_disjoint_equal_parts(synthetic_shards):
+    keys = [
+        set(
+            k
+            for _, ks, _, _ in _epoch(
+                VideoLoader(synthetic_shards, plan="eval", batch_size=2, device="cpu", rank=r, world=2)
+            )
+            for k in ks
+        )
+        for r in range(2)
+    ]
+    assert not keys[0] & keys[1] and len(keys[0]) == len(keys[1]) == 6
+
+
+def test_undecodable_sample_is_dropped_and_counted(synthetic_shards, tmp_path):
+    for p in synthetic_shards.glob("*-00000[01].*"):
+        shutil.copy(p, tmp_path)
+    index = ShardIndex(resolve_shards(tmp_path))
+    meta, _ = index.read(0)
+    broken = json.dumps({**meta.to_json_dict(), "key": "broken"}).encode()
+    with ShardTarWriter(tmp_path / "train-000002.tar") as w:
+        w.add("broken", {"mp4": b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40, "json": broken})
+        w.commit()
+    loader = VideoLoader(tmp_path, plan="rspnet", batch_size=3, device="cpu", seed=0)
+    seen = {k for _, ks, _, _ in _epoch(loader) for k in ks}
+    assert [d["key"] for d in loader.dropped] == ["broken"] and "undecodable" in loader.dropped[0]["reason"]
+    assert len(seen) == 8 and "broken" not in seen  # its batch is rerun without it; the epoch goes on
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_dropped_samples_are_counted_once_and_batches_keep_their_size(synthetic_shards, tmp_path, seed):
+    """DALI prepares batches ahead; a rerun after an undecodable sample prepares them again."""
+    for p in synthetic_shards.glob("*-00000[01].*"):
+        shutil.copy(p, tmp_path)
+    index = ShardIndex(resolve_shards(tmp_path))
+    meta, video = index.read(0)
+    with ShardTarWriter(tmp_path / "train-000002.tar") as w:
+        for key, data, frames in (
+            ("broken", b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40, meta.frames),
+            ("short", video, 20),
+        ):  # 20 frames: fewer than the plan's 32
+            record = json.dumps({**meta.to_json_dict(), "key": key, "frames": frames}).encode()
+            w.add(key, {"mp4": data, "json": record})
+        w.commit()
+    loader = VideoLoader(tmp_path, plan="rspnet", plan_options={"short": "skip"}, batch_size=2, device="cpu", seed=seed)
+    batches = _epoch(loader)
+    seen = {k for _, ks, _, _ in batches for k in ks}
+    assert sorted(d["key"] for d in loader.dropped) == ["broken", "short"]
+    assert len(seen) == 8 and not seen & {"broken", "short"}
+    # training batches are topped up with new clips of their other samples: every rank keeps its
+    # batch size and its step count, so none waits on another at a collective
+    assert len(batches) == loader.steps_per_epoch and all(len(ks) == 2 * 3 for _, ks, _, _ in batches)
+    for rank in (0, 1):
+        ranked = VideoLoader(
+            tmp_path,
+            plan="rspnet",
+            plan_options={"short": "skip"},
+            batch_size=2,
+            device="cpu",
+            seed=seed,
+            rank=rank,
+            world=2,
+        )
+        assert [len(ks) for _, ks, _, _ in _epoch(ranked)] == [6] * ranked.steps_per_epoch
+
+
+def test_too_short_videos_follow_the_stated_policy(synthetic_shards):
+    frames = ShardIndex(resolve_shards(synthetic_shards)).read(0)[0].frames  # 75
+    skip = VideoLoader(
+        synthetic_shards,
+        plan="rspnet",
+        plan_options={"T": 48, "short": "skip"},
+        batch_size=2,
+        device="cpu",
+        augment=RAW,
+        normalise_pixels=False,
+    )
+    assert _epoch(skip) == [] and len(skip.dropped) == 12 and "too short" in skip.dropped[0]["reason"]
+    pad = VideoLoader(synthetic_shards, plan="rspnet", plan_options={"T": 48}, batch_size=2, device="cpu")
+    batch = next(iter(pad))
+    assert batch.indices.max() == frames - 1  # padded with the last frame, never past it
+
+
+def test_positive_and_negative_share_their_crop_and_flip():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        clips = rspnet_plan(100, rng)
+        params = sample_params(AugmentConfig("rspnet"), 240, 320, clips, 112, rng)
+        anchor, positive, negative = params.matrix.reshape(3, 16, 2, 3)[:, 0]
+        assert np.array_equal(positive, negative) and not np.array_equal(anchor, positive)
+
+
+def test_folding_the_resize_into_the_crop_gives_the_same_geometry(synthetic_shards):
+    """Without antialiasing the crop is cut from the stored frame: the same picture, less filtered."""
+    smooth = VideoLoader(synthetic_shards, plan="eval", batch_size=2, device="cpu", augment=AugmentConfig("eval"))
+    sharp = VideoLoader(
+        synthetic_shards, plan="eval", batch_size=2, device="cpu", augment=AugmentConfig("eval", antialias=False)
+    )
+    a = next(iter(smooth)).video
+    b = next(iter(sharp)).video
+    assert a.shape == b.shape
+    assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.97  # aligned, not shifted
+
+
+def test_preview_writes_contact_sheets_and_frames(synthetic_shards, tmp_path):
+    from PIL import Image
+
+    from pipeline.preview import main as preview
+
+    assert (
+        preview(
+            [
+                str(synthetic_shards),
+                "--plan",
+                "speednet",
+                "--batches",
+                "2",
+                "--batch-size",
+                "2",
+                "--out",
+                str(tmp_path),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    sheets = sorted(tmp_path.glob("*.png"))
+    assert [p.name for p in sheets] == ["speednet-batch000.png", "speednet-batch001.png"]
+    assert Image.open(sheets[0]).size[1] >= 4 * 96  # one row per clip: 2 videos x 2 versions
+    saved = np.load(tmp_path / "speednet-batch000.npz")
+    assert saved["frames"].dtype == np.uint8 and saved["frames"].shape[:2] == (4, 16)
+    assert list(saved["role"]) == ["normal", "sped_up"] * 2 and saved["indices"].shape == (4, 16)
+
+    raw = tmp_path / "raw"
+    assert (
+        preview(
+            [
+                str(synthetic_shards),
+                "--plan",
+                "eval",
+                "--batches",
+                "1",
+                "--batch-size",
+                "1",
+                "--out",
+                str(raw),
+                "--no-augment",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    saved = np.load(raw / "eval-batch000.npz")
+    index = ShardIndex(resolve_shards(synthetic_shards))
+    meta = next(index.read(i)[0] for i in range(len(index)) if index.samples[i].key == saved["keys"][0])
+    assert saved["frames"].shape == (10, 16, meta.height, meta.width, 3)  # stored size, untouched
+
+
+def test_preview_bad_input_is_one_line_error(tmp_path, capsys):
+    from pipeline.preview import main as preview
+
+    assert preview([str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no shards found" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("shards", ["synthetic_shards", "real_shards"])
+def test_gpu_nvdec_path_matches_cpu_path(shards, request):
+    """The same graph with NVDEC decoding: at least 40 dB PSNR against the CPU path, same plans."""
+    split = request.getfixturevalue(shards)
+    cpu = VideoLoader(split, plan="rspnet", batch_size=2, device="cpu", augment=RAW, normalise_pixels=False)
+    gpu = VideoLoader(split, plan="rspnet", batch_size=2, device="gpu", augment=RAW, normalise_pixels=False)
+    for (a, ba), (b, bb) in zip(cpu, gpu):
+        assert ba["keys"] == bb["keys"] and torch.equal(ba["indices"], bb["indices"])
+        a = torch.cat([x.flatten() for x in a]) if isinstance(a, list) else a.flatten()
+        b = torch.cat([x.flatten() for x in b]).cpu() if isinstance(b, list) else b.flatten().cpu()
+        mse = ((a.double() - b.double()) ** 2).mean()
+        assert 10 * torch.log10(255**2 / mse) >= 40
+
+
+def test_a_graph_error_is_raised_not_blamed_on_the_data(synthetic_shards, monkeypatch):
+    """Every sample decodes elsewhere, so a DALI failure is a bug to surface, not samples to drop."""
+    import pipeline.augment as augment
+
+    broken = augment.sample_params
+
+    def wrong_matrix_shape(*args, **kwargs):
+        params = broken(*args, **kwargs)
+        params.matrix = params.matrix.reshape(-1, 6)  # what DALI's warp_affine refuses
+        return params
+
+    monkeypatch.setattr("pipeline.batches.sample_params", wrong_matrix_shape)
+    loader = VideoLoader(synthetic_shards, plan="rspnet", batch_size=2, device="cpu")
+    with pytest.raises(RuntimeError, match="warp_affine"):
+        next(iter(loader))
+    assert loader.dropped == []
+
+
+def test_augmentation_draws_follow_the_recipe():
+    """Over many draws, RSPNet's recipe gives its stated rates and ranges (MoCo v2's recipe, as the
+    authors' code): crop area 0.4 to 1 of the frame, aspect 3/4 to 4/3, flip 0.5, jitter 0.8,
+    grayscale 0.2, blur 0.5; SpeedNet's one size per batch is uniform over [64, 336]."""
+    cfg, rng = AugmentConfig("rspnet"), np.random.default_rng(0)
+    h, w, n = 128, 170, 4000
+    boxes, flips, jitter, gray, blur = [], 0, 0, 0, 0
+    for _ in range(n):
+        clips = rspnet_plan(100, rng, T=1)
+        p = sample_params(cfg, h, w, clips[:1], 112, rng)  # the anchor alone: one crop, one colour draw
+        (sx, _, _), (_, sy, _) = p.matrix[0]
+        boxes.append((abs(sx) * 112, sy * 112))  # the source box's width and height
+        flips += sx < 0
+        hue, sat, val = p.hsv[0]
+        jitter += val != 1.0
+        gray += sat == 0.0
+        blur += p.sigma[0] > 0
+    cw, ch = np.array(boxes).T
+    area, aspect = cw * ch / (h * w), cw / ch
+    assert area.min() >= 0.4 - 1e-6 and area.max() <= 1 + 1e-6
+    assert np.quantile(area, 0.05) < 0.45 and np.quantile(area, 0.95) > 0.8  # the whole range, not one scale
+    assert aspect.min() >= 3 / 4 - 1e-6 and aspect.max() <= 4 / 3 + 1e-6
+    for count, p in ((flips, 0.5), (jitter, 0.8), (gray, 0.2), (blur, 0.5)):
+        assert abs(count / n - p) < 4 * np.sqrt(p * (1 - p) / n), (count / n, p)  # within 4 standard errors
+    sides = [batch_size_draw(AugmentConfig("speednet"), rng) for _ in range(n)]
+    assert min(sides) == 64 and max(sides) == 336 and np.mean(sides) == pytest.approx(200, abs=3)
+
+
+def _one_clip(shards, **augment) -> torch.Tensor:
+    """uint8 (T, H, W, C) of the first sample's one eval clip under an RSPNet-recipe augmentation."""
+    loader = VideoLoader(
+        shards,
+        plan="eval",
+        plan_options={"T": 4, "n": 1},
+        batch_size=1,
+        device="cpu",
+        samples=[0],
+        normalise_pixels=False,
+        seed=3,
+        augment=AugmentConfig(
+            "rspnet", base=64, out=48, **{"jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "flip_p": 0.0, **augment}
+        ),
+    )
+    video = next(iter(loader)).video
+    return video[0].double()
+
+
+def test_the_graph_applies_the_drawn_flip_grayscale_and_blur(synthetic_shards):
+    """Each drawn parameter reaches the pixels: the same draws (same seed) with the flip, grayscale or
+    blur forced on give the mirror image, equal channels, or a smoother picture of the same clip."""
+    plain = _one_clip(synthetic_shards)
+    assert (plain[..., 0] - plain[..., 1]).abs().mean() > 5  # a colourful clip
+    flipped = _one_clip(synthetic_shards, flip_p=1.0)
+    assert psnr(flipped.flip(2).numpy(), plain.numpy()) > 35 > psnr(flipped.numpy(), plain.numpy())
+    gray = _one_clip(synthetic_shards, gray_p=1.0)
+    assert (gray[..., 0] - gray[..., 1]).abs().max() <= 1 and (gray[..., 1] - gray[..., 2]).abs().max() <= 1
+    assert gray.mean() == pytest.approx(plain.mean(), abs=8)  # the same picture, without its colour
+    blurred = _one_clip(synthetic_shards, blur_p=1.0)
+
+    def roughness(x: torch.Tensor) -> float:
+        return float((x[:, 1:] - x[:, :-1]).abs().mean() + (x[:, :, 1:] - x[:, :, :-1]).abs().mean())
+
+    assert roughness(blurred) < 0.8 * roughness(plain)
+    assert psnr(blurred.numpy(), plain.numpy()) > 20  # smoothed, not moved
