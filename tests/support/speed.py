@@ -14,7 +14,7 @@ speedups = st.lists(st.integers(0, 10), min_size=1, max_size=40).map(lambda e: 1
 
 def assert_follows_integral(source, S, rate=None):
     """``source`` is the re-timing rule worked out in exact fractions: input frame t lasts u_t = 1 / S_t
-    (the float plan sees) of output time, all scaled to last D = L / rate (or sum u to 1/1000), so it
+    (as frame_sources computes it in floats) of output time, all scaled to last D = L / rate (or sum u to 1/1000), so it
     starts at U_t = D * sum_{s<t} u_s / sum u; output frame k of N = round(D) shows the frame whose
     [U_t, U_t+1) holds k D / N. The next frame is accepted only where it starts within rounding after."""
     u = [Fraction(1.0 / float(s)) for s in S]

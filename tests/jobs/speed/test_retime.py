@@ -14,7 +14,7 @@ from tests.support.speed import assert_follows_integral, speedups
 
 
 @given(speedups, st.floats(0, 1), st.sampled_from([24, 25, 30, 29.97]))
-def test_retime_plan_lasts_exactly_input_over_rate(V, where, fps):
+def test_frame_sources_last_exactly_input_over_rate(V, where, fps):
     rate = 1 + where * (V.max() - 1)  # any float: e.g. 1.23456 must work
     S = smooth_speedup(V, rate, 10)
     source, fps_out = frame_sources(S, fps, rate=rate)
@@ -28,14 +28,14 @@ def test_retime_plan_lasts_exactly_input_over_rate(V, where, fps):
 
 
 @given(st.lists(st.floats(1, 8), min_size=1, max_size=60))
-def test_retime_plan_without_a_rate_follows_the_integral_of_1_over_S(S):
+def test_frame_sources_without_a_rate_follow_the_integral_of_1_over_S(S):
     source, fps_out = frame_sources(np.array(S), 25)
     assert_follows_integral(source, S)
     D = Fraction(float(np.sum(1 / np.array(S)))).limit_denominator(1000)
     assert fps_out == 25 * len(source) / D  # N frames lasting exactly D input frames
 
 
-def test_uniform_plan_takes_every_rate_th_frame():
+def test_uniform_frame_sources_take_every_rate_th_frame():
     source, fps_out = frame_sources(np.full(100, 2.0), 25, rate=2.0)
     assert list(source) == list(range(0, 100, 2)) and fps_out == 25
     # 3x is frames 0, 3, 6, ...: where the float sum of thirds falls short of 3, frame 3 still starts at 1
@@ -43,14 +43,14 @@ def test_uniform_plan_takes_every_rate_th_frame():
 
 
 @given(st.floats(1, 10), st.integers(1, 3000))
-def test_uniform_plan_shows_frame_floor_k_times_L_over_N(rate, L):
+def test_uniform_frame_sources_show_frame_floor_k_times_L_over_N(rate, L):
     source, fps_out = frame_sources(np.full(L, rate), 25, rate=rate)
     N = len(source)
     assert N == max(1, round(L / Fraction(rate).limit_denominator(1000)))
     assert list(source) == [k * L // N for k in range(N)]  # exact: k * L / N input frames in
 
 
-def test_retime_plan_skips_frames_only_where_S_is_fast():
+def test_frame_sources_skip_frames_only_where_S_is_fast():
     # 40 frames at 1x, then 60 at 3x: 40 + 20 output frames, rate 5/3
     S = np.r_[np.ones(40), np.full(60, 3.0)]
     assert list(frame_sources(S, 25, rate=5 / 3)[0]) == list(range(40)) + list(range(40, 100, 3))
