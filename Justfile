@@ -44,6 +44,10 @@ pretrain config *args:
 evaluate checkpoint *args:
     {{python}} -m jobs.evaluate "$1" "${@:2}"
 
+# Linear probe of a checkpoint's frozen features: just linear-probe CKPT --data SHARDS (train/ and test/ splits)
+linear-probe checkpoint *args:
+    {{python}} -m jobs.evaluate.linear_probe "$1" "${@:2}"
+
 # Embeddings of a checkpoint to zarr: just export CKPT --shards DIR --out NAME.zarr [--stride 8 --rate 1 --pool avg]
 export checkpoint *args:
     {{python}} -m index.export "$1" "${@:2}"
