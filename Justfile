@@ -19,6 +19,9 @@ demo:
     {{python}} -m jobs.pretrain tiny_rspnet --set data.shards=demo-out/shards/train --set optim.max_steps=60 --set model.init=demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt --set optim.lr=0.005 --run-dir demo-out/runs/tiny_rspnet
     {{python}} -m jobs.evaluate demo-out/runs/tiny_speednet/checkpoints/step-00000060.pt speed --shards demo-out/shards/test --size 64
     {{python}} -m jobs.evaluate demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt retrieval --shards demo-out/shards/test --gallery demo-out/shards/train --size 64
+    rm -rf demo-out/runs/finetune demo-out/probe
+    {{python}} -m jobs.finetune demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt --data demo-out/shards --set optim.max_steps=20 --test-clips 2 --run-dir demo-out/runs/finetune
+    {{python}} -m jobs.evaluate.linear_probe demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt --data demo-out/shards --size 64 --out demo-out/probe
     rm -rf demo-out/embeddings demo-out/index
     {{python}} -m index.export demo-out/runs/tiny_rspnet/checkpoints/step-00000060.pt --shards demo-out/shards/train --out demo-out/embeddings/train.zarr --size 64
     {{python}} -m index.build demo-out/embeddings/train.zarr --out demo-out/index
@@ -43,6 +46,10 @@ pretrain config *args:
 # Evaluate a checkpoint: just evaluate CKPT speed --shards DIR | retrieval --shards DIR --gallery DIR
 evaluate checkpoint *args:
     {{python}} -m jobs.evaluate "$1" "${@:2}"
+
+# Fine-tune a checkpoint for action recognition, then test it: just finetune CKPT|none --data SHARDS [--config NAME --set ...]
+finetune init *args:
+    {{python}} -m jobs.finetune "$1" "${@:2}"
 
 # Linear probe of a checkpoint's frozen features: just linear-probe CKPT --data SHARDS (train/ and test/ splits)
 linear-probe checkpoint *args:

@@ -13,11 +13,16 @@ import torch
 from torch import nn
 
 from models import build_backbone
+from models.classifier import Classifier
 from models.rspnet import RSPNet
 from models.speednet import SpeedNet
 from objectives.speednet import sped_up_targets, speed_accuracy, speed_loss
 
-PLAN_OF = {"speednet": "speednet", "rspnet": "rspnet"}  # the loader plan each task trains on
+PLAN_OF = {
+    "speednet": "speednet",
+    "rspnet": "rspnet",
+    "classifier": "supervised",
+}  # the loader plan each task trains on
 
 
 class SpeedNetTask(nn.Module):
@@ -37,8 +42,9 @@ class SpeedNetTask(nn.Module):
 def build_pretext(
     method: str, backbone: str, backbone_options: dict | None = None, seed: int = 0, micro_batches: int = 1, **options
 ) -> nn.Module:
-    """``method`` "speednet" or "rspnet" on the named backbone; ``options`` go to ``RSPNet``, and
-    ``micro_batches`` (forward passes per optimiser step) to its momentum encoder."""
+    """``method`` "speednet", "rspnet" or "classifier" (fine-tuning) on the named backbone; ``options``
+    go to ``RSPNet`` or ``Classifier`` (``classes``, ``dropout``), and ``micro_batches`` (forward
+    passes per optimiser step) to RSPNet's momentum encoder."""
     trunk = build_backbone(backbone, **(backbone_options or {}))
     if method == "speednet":
         if options:
@@ -46,4 +52,6 @@ def build_pretext(
         return SpeedNetTask(SpeedNet(trunk))
     if method == "rspnet":
         return RSPNet(trunk, seed=seed, micro_batches=micro_batches, **options)
-    raise ValueError(f"unknown method {method!r}: use speednet or rspnet")
+    if method == "classifier":
+        return Classifier(trunk, **options)
+    raise ValueError(f"unknown method {method!r}: use speednet, rspnet or classifier")

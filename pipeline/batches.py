@@ -33,7 +33,7 @@ class Batch:
     sample: torch.Tensor  # (N,) long: which sample of the batch the clip comes from
     label: list[str | None]
     label_index: torch.Tensor  # (N,) long; -1: unlabelled
-    role: list[str]  # the plan's role: normal, sped_up, anchor, positive, negative, eval, window
+    role: list[str]  # the plan's role: normal, sped_up, anchor, positive, negative, eval, window, train
     speed: torch.Tensor  # (N,) float32: playback rate the clip shows
     aug_group: torch.Tensor  # (N,) long: clips of a sample with the same value share crop and flip
     indices: torch.Tensor  # (N, T) long: frame indices of the stored video the clip holds

@@ -36,8 +36,10 @@ DEFAULT_AUGMENT = {
     "eval": AugmentConfig("eval", out=112),
     "sliding": AugmentConfig("eval", out=112),
     "speedtest": AugmentConfig("eval", out=224),
+    # fine-tuning (RSPNet's released fine-tune configs): random resized crop, area 0.25 to 1, and flip
+    "supervised": AugmentConfig("rspnet", scale=(0.25, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0),
 }
-RNG_PLANS = {"speednet", "rspnet"}  # the others are deterministic and take no generator
+RNG_PLANS = {"speednet", "rspnet", "supervised"}  # the others are deterministic and take no generator
 
 
 class _Source:

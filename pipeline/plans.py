@@ -263,12 +263,29 @@ def speed_test_plan(frames: int, *, T: int = 16, rates=(1.0, 2.0), n: int = 1, s
     ]
 
 
+def supervised_plan(
+    frames: int, rng: np.random.Generator, *, T: int = 16, rate: float = 1.0, short: str = "pad"
+) -> list[Clip]:
+    """Fine-tuning for action recognition (RSPNet section 4.1, after Xu et al.): one clip of T frames
+    at ``rate`` from a start drawn uniformly over every start whose clip fits (0 when none does).
+    Role "train", aug_group 0."""
+    _check(frames, T, short)
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    span = _span(T, rate)
+    if short == "skip" and frames < span:
+        raise TooShort(f"{frames} frames < {span} needed for {T} frames at rate {rate}")
+    start = int(rng.integers(0, max(frames - span, 0) + 1))
+    return [_clip(apply_short(start + _offsets(T, rate), frames, short), rate, "train", 0)]
+
+
 PLANS = {
     "speednet": speednet_plan,
     "rspnet": rspnet_plan,
     "eval": eval_plan,
     "sliding": sliding_plan,
     "speedtest": speed_test_plan,
+    "supervised": supervised_plan,
 }
 
 

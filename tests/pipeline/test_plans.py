@@ -47,11 +47,12 @@ kwargs_st = st.one_of(
             {"stride": st.integers(1, 32), "rate": st.sampled_from([1.0, 1.5, 2.0] + [1.25**i for i in range(11)])}
         ),
     ),
+    st.tuples(st.just("supervised"), st.fixed_dictionaries({"rate": st.sampled_from([1.0, 1.5, 2.0])})),
 )
 
 
 def run(name: str, frames: int, seed: int, **kw) -> list[Clip]:
-    if name in ("speednet", "rspnet"):
+    if name in ("speednet", "rspnet", "supervised"):
         return PLANS[name](frames, np.random.default_rng(seed), **kw)
     return PLANS[name](frames, **kw)
 
@@ -280,7 +281,24 @@ def test_min_frames_values():
     assert min_frames("rspnet", 16) == 31
     assert min_frames("rspnet", 16, speeds=(1, 1.5, 2, 4), mode="avid") == 61
     assert min_frames("eval", 16, n=10) == 16
+    assert min_frames("supervised", 16, rate=2) == 31
     assert min_frames("sliding", 16, rate=1.25**10) == 1 + int(half_up(15 * 1.25**10))
+
+
+@given(frames_st, T_st, seed_st, st.sampled_from([1.0, 1.5, 2.0]))
+def test_supervised_one_clip_of_consecutive_steps_from_a_start_where_it_fits(frames, T, seed, rate):
+    (clip,) = run("supervised", frames, seed, T=T, rate=rate)
+    span = min_frames("supervised", T, rate=rate)
+    assert clip.role == "train" and clip.speed == rate and clip.aug_group == 0
+    ideal = clip.indices[0] + half_up(np.arange(T) * rate)
+    assert list(clip.indices) == list(np.clip(ideal, 0, frames - 1))
+    assert 0 <= clip.indices[0] <= max(frames - span, 0)  # whole clip inside the video whenever it can be
+
+
+def test_supervised_starts_cover_every_fitting_start():
+    frames, T = 40, 16
+    starts = {run("supervised", frames, seed, T=T)[0].indices[0] for seed in range(2000)}
+    assert starts == set(range(frames - T + 1))
 
 
 def test_clips_to_arrays():

@@ -6,19 +6,23 @@ from __future__ import annotations
 import pytest
 
 from jobs.pretrain.config import CONFIG_DIR, apply_override, from_dict, load
-from models.pretext import SpeedNetTask, build_pretext
+from models.classifier import Classifier
+from models.pretext import PLAN_OF, SpeedNetTask, build_pretext
 from models.rspnet import RSPNet
+from pipeline.plans import PLANS
 
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_every_shipped_config_loads_and_builds(path):
-    config = load(path.stem, ["data.shards=/somewhere"])
+    classes = ["model.options.classes=101"]  # fine-tuning configs get theirs from the shards (jobs.finetune)
+    config = load(path.stem, ["data.shards=/somewhere"] + (classes if "finetune" in path.stem else []))
     assert config.data.shards == "/somewhere"
     if "tiny" in path.stem or config.model.backbone in ("r3d18", "c3d"):
         model = build_pretext(
             config.model.method, config.model.backbone, config.model.backbone_options, **config.model.options
         )
-        assert isinstance(model, (SpeedNetTask, RSPNet))
+        assert isinstance(model, (SpeedNetTask, RSPNet, Classifier))
+    assert PLAN_OF[config.model.method] in PLANS  # the loader has the plan the task trains on
 
 
 def test_config_overrides_and_errors():

@@ -1,0 +1,68 @@
+"""Action recognition accuracy of a fine-tuned classifier (RSPNet section 4.1, SpeedNet table 2):
+``clips`` evenly spaced T-frame clips per test video, centre crop; clip level scores each clip on
+its own, video level averages the clips' softmax probabilities per video, then ranks the classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from jobs.evaluate.probe import topk_accuracy
+from pipeline.augment import AugmentConfig
+from pipeline.device import loader_device
+from pipeline.loader import VideoLoader
+
+
+def video_level(probabilities: np.ndarray, sample_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean probabilities per video (V, classes), the row of each video's first clip), videos in
+    order of first appearance; ``sample_ids`` says which video each clip row belongs to."""
+    sample_ids = np.asarray(sample_ids)
+    _, first = np.unique(sample_ids, return_index=True)
+    order = np.sort(first)
+    means = np.stack([probabilities[sample_ids == sample_ids[i]].mean(axis=0) for i in order])
+    return means, order
+
+
+@torch.no_grad()
+def recognition_accuracy(
+    classifier,
+    shards,
+    *,
+    T: int = 16,
+    size: int = 112,
+    clips: int = 10,
+    batch_size: int = 4,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict:
+    """Top-1 and top-5 at clip and video level of ``classifier`` (``models.classifier.Classifier``)
+    on labelled ``shards``."""
+    loader = VideoLoader(
+        shards,
+        plan="eval",
+        plan_options={"T": T, "n": clips},
+        augment=AugmentConfig("eval", out=size),
+        batch_size=batch_size,
+        device=loader_device(device),
+        shuffle=False,
+    )
+    probabilities, labels, videos = [], [], []
+    seen = 0
+    for batch in tqdm(loader, desc="test", disable=not progress):
+        if (batch.label_index < 0).any():
+            raise ValueError("the test shards have unlabelled videos")
+        logits = classifier.logits(batch.video.to(device)).float().cpu()
+        probabilities.append(torch.softmax(logits, dim=1).numpy())
+        labels.append(batch.label_index.numpy())
+        videos.append(batch.sample.numpy() + seen)  # sample ids are per batch; make them global
+        seen += int(batch.sample.max()) + 1
+    probabilities, labels, videos = np.concatenate(probabilities), np.concatenate(labels), np.concatenate(videos)
+    per_video, first = video_level(probabilities, videos)
+    return {
+        "clip": topk_accuracy(probabilities, labels),
+        "video": topk_accuracy(per_video, labels[first]),
+        "videos": len(first),
+        "clips": len(labels),
+        "dropped": len(loader.dropped),
+    }

@@ -1,0 +1,1 @@
+"""Fine-tuning a pretrained backbone for action recognition: ``python -m jobs.finetune``."""
