@@ -9,6 +9,7 @@ from pathlib import Path
 
 from jobs.pretrain.config import Config, load
 from models.trained import load_trained
+from pipeline.shards import ShardIndex, resolve_shards
 
 
 def classes_of(data: Path, train: str = "train", test: str = "test") -> list[str]:
@@ -34,8 +35,6 @@ def classes_of(data: Path, train: str = "train", test: str = "test") -> list[str
 
 
 def _videos_per_label(split: Path) -> dict[str, int]:
-    from pipeline.shards import ShardIndex, resolve_shards
-
     index = ShardIndex(resolve_shards(split))
     counts: dict[str, int] = {}
     for position in range(len(index)):
