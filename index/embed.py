@@ -7,7 +7,7 @@
 - ``windows_of_video``: the same windows of one video of any length, read a bounded chunk of
   windows at a time (``pipeline.windows``; the single-video tools: query, within-video search).
 
-Both read through ``VideoLoader`` with the evaluation transform (short side size / 0.875, centre crop
+Both read through ``pipeline.loader.eval_loader`` (the evaluation transform: short side size / 0.875, centre crop
 ``size``), so a query clip and the collection it searches are prepared identically. ``samples``
 restricts a pass to those sample positions (one export unit).
 """
@@ -21,9 +21,7 @@ import torch
 from tqdm import tqdm
 
 from models.base import Backbone, global_pool
-from pipeline.augment import AugmentConfig
-from pipeline.device import loader_device
-from pipeline.loader import VideoLoader
+from pipeline.loader import eval_loader
 from pipeline.windows import video_windows
 
 
@@ -52,15 +50,8 @@ def video_embeddings(
     progress: bool = False,
 ):
     """One unit embedding per video (VCOP protocol): (keys, labels, (V, C) float32)."""
-    loader = VideoLoader(
-        shards,
-        plan="eval",
-        plan_options={"T": T, "n": clips},
-        augment=AugmentConfig("eval", out=size),
-        batch_size=batch_size,
-        device=loader_device(device),
-        shuffle=False,
-        samples=samples,
+    loader = eval_loader(
+        shards, "eval", {"T": T, "n": clips}, size=size, batch_size=batch_size, device=device, samples=samples
     )
     keys, labels, rows = [], [], []
     for batch in tqdm(loader, desc="embed videos", disable=not progress):
@@ -99,16 +90,8 @@ def window_embeddings(
     video's length: about windows x T x 3 x size^2 x 4 bytes for ``batch_size`` 1. Right for a
     collection of short clips; a long video is better read by ``windows_of_video`` (the export
     sends each video whose windows would not fit 512 MB there)."""
-    loader = VideoLoader(
-        shards,
-        plan="sliding",
-        plan_options={"T": T, "stride": stride, "rate": rate},
-        augment=AugmentConfig("eval", out=size),
-        batch_size=batch_size,
-        device=loader_device(device),
-        shuffle=False,
-        samples=samples,
-    )
+    options = {"T": T, "stride": stride, "rate": rate}
+    loader = eval_loader(shards, "sliding", options, size=size, batch_size=batch_size, device=device, samples=samples)
     for batch in tqdm(loader, desc="embed windows", disable=not progress):
         features = torch.nn.functional.normalize(_pooled(backbone, batch.video, pool, device, max_clips), dim=1).numpy()
         sample = batch.sample.numpy()

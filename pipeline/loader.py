@@ -254,6 +254,25 @@ def _gpu_tensor(tensor) -> torch.Tensor:
     return out
 
 
+def eval_loader(
+    shards, plan: str, plan_options: dict, *, size: int, batch_size: int = 1, device: str = "cpu", samples=None
+) -> VideoLoader:
+    """The loader of every evaluation and embedding pass: the plan's clips of each sample once, in
+    sample order, with the evaluation transform (short side ``size`` / 0.875, centre crop ``size``),
+    so a query clip and the collection it searches are prepared identically. ``device`` is a torch
+    or a loader device name."""
+    return VideoLoader(
+        shards,
+        plan=plan,
+        plan_options=plan_options,
+        augment=AugmentConfig("eval", out=size),
+        batch_size=batch_size,
+        device=loader_device(device),
+        shuffle=False,
+        samples=samples,
+    )
+
+
 def _dali_reason(error: Exception) -> str:
     """The line of a DALI error that says what went wrong (it comes after 'encountered:')."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

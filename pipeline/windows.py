@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pipeline.augment import AugmentConfig
 from pipeline.batches import Batch
-from pipeline.device import loader_device
-from pipeline.loader import VideoLoader
+from pipeline.loader import eval_loader
 from pipeline.plans import sliding_count
 from pipeline.shards import ShardIndex, resolve_shards
 
@@ -40,13 +38,5 @@ def video_windows(
     total = sliding_count(index.read_meta(position).frames, T=T, stride=stride, rate=rate)
     chunk = windows_in(memory_mb, T=T, size=size)
     for first in range(0, total, chunk):
-        yield from VideoLoader(
-            index.tars,
-            plan="sliding",
-            augment=AugmentConfig("eval", out=size),
-            plan_options={"T": T, "stride": stride, "rate": rate, "first": first, "count": chunk},
-            batch_size=1,
-            device=loader_device(device),
-            shuffle=False,
-            samples=[position],
-        )
+        options = {"T": T, "stride": stride, "rate": rate, "first": first, "count": chunk}
+        yield from eval_loader(index.tars, "sliding", options, size=size, device=device, samples=[position])

@@ -9,9 +9,7 @@ import torch
 from tqdm import tqdm
 
 from jobs.evaluate.probe import topk_accuracy
-from pipeline.augment import AugmentConfig
-from pipeline.device import loader_device
-from pipeline.loader import VideoLoader
+from pipeline.loader import eval_loader
 
 
 def video_level(probabilities: np.ndarray, sample_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,15 +36,7 @@ def recognition_accuracy(
 ) -> dict:
     """Top-1 and top-5 at clip and video level of ``classifier`` (``models.classifier.Classifier``)
     on labelled ``shards``."""
-    loader = VideoLoader(
-        shards,
-        plan="eval",
-        plan_options={"T": T, "n": clips},
-        augment=AugmentConfig("eval", out=size),
-        batch_size=batch_size,
-        device=loader_device(device),
-        shuffle=False,
-    )
+    loader = eval_loader(shards, "eval", {"T": T, "n": clips}, size=size, batch_size=batch_size, device=device)
     probabilities, labels, videos = [], [], []
     seen = 0
     for batch in tqdm(loader, desc="test", disable=not progress):

@@ -6,9 +6,7 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
-from pipeline.augment import AugmentConfig
-from pipeline.device import loader_device
-from pipeline.loader import VideoLoader
+from pipeline.loader import eval_loader
 
 
 @torch.no_grad()
@@ -24,15 +22,8 @@ def speed_accuracy(
     progress: bool = False,
 ) -> dict:
     """Normal-vs-2x accuracy of a SpeedNet (``(N, C, T, H, W) -> (N,)`` logits) on ``shards``."""
-    loader = VideoLoader(
-        shards,
-        plan="speedtest",
-        plan_options={"T": T, "n": clips_per_video},
-        augment=AugmentConfig("eval", out=size),
-        batch_size=batch_size,
-        device=loader_device(device),
-        shuffle=False,
-    )
+    options = {"T": T, "n": clips_per_video}
+    loader = eval_loader(shards, "speedtest", options, size=size, batch_size=batch_size, device=device)
     right = total = 0
     for batch in tqdm(loader, desc="speed test", disable=not progress):
         logits = speednet(batch.video.to(device))
