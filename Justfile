@@ -47,9 +47,9 @@ pretrain config *args:
 evaluate checkpoint *args:
     {{python}} -m jobs.evaluate "$1" "${@:2}"
 
-# Fine-tune a checkpoint for action recognition, then test it: just finetune CKPT|none --data SHARDS [--config NAME --set ...]
-finetune init *args:
-    {{python}} -m jobs.finetune "$1" "${@:2}"
+# Fine-tune for action recognition, then test: just finetune CKPT|--init none --data SHARDS [--config rspnet_r3d18_ucf101 --folds 1,2,3 --launcher slurm]
+finetune *args:
+    {{python}} -m jobs.finetune "$@"
 
 # Linear probe of a checkpoint's frozen features: just linear-probe CKPT --data SHARDS (train/ and test/ splits)
 linear-probe checkpoint *args:
@@ -107,6 +107,10 @@ bench-loader *args:
 # Does pretraining learn? Tiny SpeedNet speed accuracy and RSPNet retrieval on unseen objects, vs random init
 bench-learning *args:
     {{python}} -m bench.learning "$@"
+
+# Does pretraining pay? Tiny SpeedNet and RSPNet fine-tuned and linearly probed on unseen objects, against random weights, two seeds
+bench-transfer *args:
+    {{python}} -m bench.transfer "$@"
 
 # Training clips/s against the loader alone and the model alone: which one is the bottleneck
 bench-train *args:

@@ -37,14 +37,21 @@ from pipeline.device import torch_device
 from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset
 
 
-def make_data(work: Path, train_per_class: int, heldout_per_class: int, seed: int) -> tuple[Path, Path]:
-    """Shards of the training set and of the held-out set (made once, reused by later runs)."""
+def make_data(
+    work: Path, train_per_class: int, heldout_per_class: int, seed: int, heldout_test_per_class: int | None = None
+) -> tuple[Path, Path]:
+    """Shards of the training set and of the held-out set (made once, reused by later runs); the
+    held-out test split has ``heldout_test_per_class`` videos per class (default half the train's)."""
     sets = {
         "train": SyntheticConfig(
             videos_per_class={"train": train_per_class, "val": 0, "test": 0}, appearance="seen", seed=seed
         ),
         "heldout": SyntheticConfig(
-            videos_per_class={"train": heldout_per_class, "val": 0, "test": max(1, heldout_per_class // 2)},
+            videos_per_class={
+                "train": heldout_per_class,
+                "val": 0,
+                "test": heldout_test_per_class or max(1, heldout_per_class // 2),
+            },
             appearance="unseen",
             seed=seed + 1000,
         ),

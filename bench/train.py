@@ -5,7 +5,8 @@ For each config, in one run on the same shards:
 - model: forward + backward + SGD step on one batch held in memory, clips/s (the compute side);
 - train: the real trainer, both together, clips/s.
 ``train / min(loader, model)`` near 1 means the slower side sets the pace; the slower of loader and
-model is the bottleneck. On a GPU it also times one bf16 step of each paper config at its batch size.
+model is the bottleneck. On a GPU it also times bf16 steps of each paper config at its batch size:
+pretraining (``jobs/pretrain/configs``) and fine-tuning (``jobs/finetune/configs``).
 
 Last line: ``train_clips_per_s=<x> loader_clips_per_s=<y> model_clips_per_s=<z> bottleneck=<data|model>``
 for the first config.
@@ -14,6 +15,7 @@ for the first config.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import sys
 import time
@@ -22,6 +24,8 @@ from pathlib import Path
 import torch
 
 from bench.learning import make_data
+from jobs.finetune.setup import CONFIG_DIR as FINETUNE_CONFIGS
+from jobs.finetune.setup import load_config
 from jobs.pretrain.config import load
 from jobs.pretrain.logbook import read_metrics
 from jobs.pretrain.loop import build_loader, train
@@ -106,6 +110,17 @@ def main(argv: list[str] | None = None) -> int:
             batch = _random_batch(config)
             cps = model_rate(config, batch, 5, device="cuda", dtype=torch.bfloat16)
             print(f"  {name:20} batch {len(batch):3d} clips of {tuple(batch.video.shape[1:])}: {cps:8.1f} clips/s")
+        print("one bf16 fine-tuning step per paper config (101 classes), step time at its per-GPU batch:")
+        for path in sorted(FINETUNE_CONFIGS.glob("*.toml")):
+            if path.stem.startswith("tiny"):
+                continue
+            config = load_config(path.stem, ["model.options.classes=101"])
+            batch = _random_batch(config)
+            cps = model_rate(config, batch, 5, device="cuda", dtype=torch.bfloat16)
+            print(
+                f"  {path.stem:26} batch {len(batch):3d} of {tuple(batch.video.shape[1:])}: "
+                f"{len(batch) / cps:.3f} s/step"
+            )
     name, train_cps, loader_cps, model_cps = rows[0]
     print(
         f"train_clips_per_s={train_cps:.1f} loader_clips_per_s={loader_cps:.1f} model_clips_per_s={model_cps:.1f} "
@@ -115,13 +130,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _random_batch(config):
-    """A batch of the config's shape: SpeedNet pairs or RSPNet triplets of random clips."""
+    """A batch of the config's shape: SpeedNet pairs, RSPNet triplets or labelled clips, random."""
     videos, T = config.data.batch_size, config.data.plan_options.get("T", 16)
     aug = config.data.augment
-    side = aug.get("speednet_sizes", [224, 224])[1] if config.model.method == "speednet" else aug.get("out", 112)
-    roles = ["normal", "sped_up"] if config.model.method == "speednet" else ["anchor", "positive", "negative"]
+    method = config.model.method
+    side = aug.get("speednet_sizes", [224, 224])[1] if method == "speednet" else aug.get("out", 112)
+    roles = {"speednet": ["normal", "sped_up"], "classifier": ["train"]}.get(method, ["anchor", "positive", "negative"])
     video = torch.randn(len(roles) * videos, 3, T, side, side)
-    return Batch.of_roles(video, roles * videos, speeds=[1.0, 1.0, 2.0][: len(roles)] * videos)
+    batch = Batch.of_roles(video, roles * videos, speeds=[1.0, 1.0, 2.0][: len(roles)] * videos)
+    if method == "classifier":
+        batch = dataclasses.replace(batch, label_index=torch.randint(config.model.options["classes"], (videos,)))
+    return batch
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             export(args.checkpoint, tars, store, settings, device=torch_device(), progress=not args.json)
             splits.append(read_split(store))
         classes, train, test = label_splits(*splits)
-        result = linear_probe(train, test, len(classes), weight_decay=args.weight_decay)
+        result = linear_probe(train, test, len(classes), weight_decay=args.weight_decay, device=torch_device())
     except (ValueError, FileNotFoundError, Rejected) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -67,14 +67,20 @@ def label_splits(train: tuple, test: tuple) -> tuple[list[str], Labelled, Labell
 
 
 def fit_linear(
-    features: np.ndarray, labels: np.ndarray, classes: int, *, weight_decay: float = 1e-4, steps: int = 200
+    features: np.ndarray,
+    labels: np.ndarray,
+    classes: int,
+    *,
+    weight_decay: float = 1e-4,
+    steps: int = 200,
+    device: str = "cpu",
 ) -> torch.nn.Linear:
     """Multinomial logistic regression, full batch: min mean cross-entropy + weight_decay/2 |W|^2,
     by L-BFGS with a strong Wolfe line search from zero weights (so the same data gives the same
-    classifier)."""
-    x = torch.as_tensor(features, dtype=torch.float32)
-    y = torch.as_tensor(labels, dtype=torch.long)
-    head = torch.nn.Linear(x.shape[1], classes)
+    classifier), on ``device`` (the GPU when there is one: features of a whole dataset fit in it)."""
+    x = torch.as_tensor(features, dtype=torch.float32, device=device)
+    y = torch.as_tensor(labels, dtype=torch.long, device=device)
+    head = torch.nn.Linear(x.shape[1], classes).to(device)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
     optimizer = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=steps, line_search_fn="strong_wolfe")
@@ -86,7 +92,7 @@ def fit_linear(
         return value
 
     optimizer.step(loss)
-    return head.eval()
+    return head.cpu().eval()
 
 
 def topk_accuracy(logits: np.ndarray, labels: np.ndarray, ks=TOP_K) -> dict[str, float]:

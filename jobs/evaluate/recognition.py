@@ -1,6 +1,7 @@
 """Action recognition accuracy of a fine-tuned classifier (RSPNet section 4.1, SpeedNet table 2):
 ``clips`` evenly spaced T-frame clips per test video, centre crop; clip level scores each clip on
-its own, video level averages the clips' softmax probabilities per video, then ranks the classes."""
+its own, video level averages the clips' logits per video, then ranks the classes (as the released
+RSPNet code does: ``finetune.py``, ``average_logits``)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from jobs.evaluate.probe import topk_accuracy
 from pipeline.loader import eval_loader
 
 
-def video_level(probabilities: np.ndarray, sample_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean probabilities per video (V, classes), the row of each video's first clip), videos in
-    order of first appearance; ``sample_ids`` says which video each clip row belongs to."""
+def video_level(scores: np.ndarray, sample_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean scores per video (V, classes), the row of each video's first clip), videos in order of
+    first appearance; ``sample_ids`` says which video each clip row belongs to."""
     sample_ids = np.asarray(sample_ids)
     _, first = np.unique(sample_ids, return_index=True)
     order = np.sort(first)
-    means = np.stack([probabilities[sample_ids == sample_ids[i]].mean(axis=0) for i in order])
+    means = np.stack([scores[sample_ids == sample_ids[i]].mean(axis=0) for i in order])
     return means, order
 
 
@@ -37,20 +38,19 @@ def recognition_accuracy(
     """Top-1 and top-5 at clip and video level of ``classifier`` (``models.classifier.Classifier``)
     on labelled ``shards``."""
     loader = eval_loader(shards, "eval", {"T": T, "n": clips}, size=size, batch_size=batch_size, device=device)
-    probabilities, labels, videos = [], [], []
+    logits, labels, videos = [], [], []
     seen = 0
     for batch in tqdm(loader, desc="test", disable=not progress):
         if (batch.label_index < 0).any():
             raise ValueError("the test shards have unlabelled videos")
-        logits = classifier.logits(batch.video.to(device)).float().cpu()
-        probabilities.append(torch.softmax(logits, dim=1).numpy())
+        logits.append(classifier.logits(batch.video.to(device)).float().cpu().numpy())
         labels.append(batch.label_index.numpy())
         videos.append(batch.sample.numpy() + seen)  # sample ids are per batch; make them global
         seen += int(batch.sample.max()) + 1
-    probabilities, labels, videos = np.concatenate(probabilities), np.concatenate(labels), np.concatenate(videos)
-    per_video, first = video_level(probabilities, videos)
+    logits, labels, videos = np.concatenate(logits), np.concatenate(labels), np.concatenate(videos)
+    per_video, first = video_level(logits, videos)
     return {
-        "clip": topk_accuracy(probabilities, labels),
+        "clip": topk_accuracy(logits, labels),
         "video": topk_accuracy(per_video, labels[first]),
         "videos": len(first),
         "clips": len(labels),

@@ -44,22 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-dir", type=Path, help="where logs and checkpoints go (default runs/<config>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    group = p.add_argument_group("launching (submitit)")
-    group.add_argument(
-        "--launcher",
-        choices=("none", "local", "slurm"),
-        default="none",
-        help="none: train in this process (default); local: submitit's local executor; slurm: submit to SLURM",
-    )
-    group.add_argument("--nodes", type=int, default=1)
-    group.add_argument("--gpus-per-node", type=int, default=0, help="one task per GPU (default 0: CPU tasks)")
-    group.add_argument("--tasks-per-node", type=int, help="processes per node (default: gpus-per-node, or 1)")
-    group.add_argument("--cpus-per-task", type=int, default=4)
-    group.add_argument("--partition", help="SLURM partition")
-    group.add_argument("--time", type=int, default=60, metavar="MINUTES", help="time limit per start (default 60)")
-    group.add_argument("--mem-gb", type=float, help="memory per node")
-    group.add_argument("--max-requeues", type=int, default=10, help="restarts after preemption or timeout (default 10)")
-    group.add_argument("--wait", action="store_true", help="block until the job ends and report how it ended")
+    launch.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -73,19 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and args.run_dir is None:
             raise ValueError("--resume needs --run-dir, the folder of the run to continue")
         if args.launcher != "none":
-            job = launch.submit(
-                config,
-                run_dir,
-                launcher=args.launcher,
-                nodes=args.nodes,
-                gpus_per_node=args.gpus_per_node,
-                tasks_per_node=args.tasks_per_node,
-                cpus_per_task=args.cpus_per_task,
-                partition=args.partition,
-                time_min=args.time,
-                mem_gb=args.mem_gb,
-                max_requeues=args.max_requeues,
-            )
+            job = launch.submit(config, run_dir, launcher=args.launcher, **launch.resources(args))
             return launch.wait(job) if args.wait else 0
         print(f"run folder: {run_dir}", file=sys.stderr)
         outcome = train(config, run_dir, resume=args.resume, progress=not args.no_progress)

@@ -1,10 +1,12 @@
 """Pretraining configs: TOML files, read into one frozen dataclass, overridable from the command line.
 
-    [data]   shards, plan options, augmentation, per-process batch (videos per step)
-    [model]  method (speednet | rspnet), backbone and its options, task options
+    [data]   shards, plan options, augmentation, per-process batch (videos per step), test clips
+    [model]  method (speednet | rspnet | classifier: fine-tuning), backbone and its options, task options
     [optim]  SGD with momentum and weight decay; lr = lr * global_batch / lr_batch (linear scaling),
-             linear warmup then cosine decay to zero; epochs or max_steps; gradient accumulation
+             linear warmup then cosine decay to zero (or steps of gamma at milestone epochs); epochs
+             or max_steps; gradient accumulation
     [run]    seed, precision, how often to log and checkpoint
+    [variants] optional: named lists of overrides the file offers (``load(..., variant="paper")``)
 
 The shipped configs live in ``jobs/pretrain/configs/`` and are named without the suffix (``tiny_speednet``);
 any other path works too. ``--set optim.lr=0.05 --set data.shards=/data/k400/train`` overrides a
@@ -28,6 +30,7 @@ class DataConfig:
     plan_options: dict = field(default_factory=dict)  # keywords of the task's plan (T, speeds, ...)
     augment: dict = field(default_factory=dict)  # fields of pipeline.augment.AugmentConfig
     num_threads: int = 4
+    test_clips: int = 10  # fine-tuning: evenly spaced clips per test video, their scores averaged
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class OptimConfig:
     max_steps: int = 0  # optimiser steps; 0: epochs decide
     warmup_steps: int = 0
     grad_accum: int = 1
+    milestones: list = field(default_factory=list)  # epochs; empty: cosine decay, else lr *= gamma at each
+    gamma: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -75,15 +80,15 @@ class Config:
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}
 
 
-def resolve_path(name_or_path: str) -> Path:
-    """A config file: an existing path, or the name of a shipped config."""
+def resolve_path(name_or_path: str, config_dir: Path = CONFIG_DIR) -> Path:
+    """A config file: an existing path, or the name of a config shipped in ``config_dir``."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    shipped = CONFIG_DIR / f"{name_or_path}.toml"
+    shipped = Path(config_dir) / f"{name_or_path}.toml"
     if shipped.is_file():
         return shipped
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+    known = ", ".join(sorted(p.stem for p in Path(config_dir).glob("*.toml")))
     raise ValueError(f"no config {name_or_path!r}: not a file, nor a shipped config ({known})")
 
 
@@ -103,9 +108,19 @@ def from_dict(raw: dict) -> Config:
     return Config(**parts)
 
 
-def load(name_or_path: str, overrides: list[str] = ()) -> Config:
-    with open(resolve_path(name_or_path), "rb") as f:
+def load(
+    name_or_path: str, overrides: list[str] = (), *, variant: str | None = None, config_dir: Path = CONFIG_DIR
+) -> Config:
+    """The config file, then its ``[variants]`` entry ``variant`` (a list of overrides the file offers,
+    such as a paper's stated values where the released code differs), then ``overrides``."""
+    with open(resolve_path(name_or_path, config_dir), "rb") as f:
         raw = tomllib.load(f)
+    variants = raw.pop("variants", {})
+    if variant is not None:
+        if variant not in variants:
+            offered = ", ".join(sorted(variants)) or "none"
+            raise ValueError(f"config {name_or_path!r} has no variant {variant!r} (it offers: {offered})")
+        overrides = [*variants[variant], *overrides]
     for item in overrides:
         apply_override(raw, item)
     return from_dict(raw)

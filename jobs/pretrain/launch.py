@@ -15,6 +15,7 @@ Job side (``PretrainJob``), in every task:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import re
@@ -32,32 +33,40 @@ from pipeline.device import torch_device
 
 
 class PretrainJob:
-    """The submitted callable: picklable (a config dict and paths), identical on every restart."""
+    """The submitted callable: picklable (a config dict and paths), identical on every restart.
+    Subclasses change what a task does once its process group and stop handler exist (``work``)."""
+
+    what = "pretraining"
 
     def __init__(self, config: dict, run_dir: str, max_requeues: int, command: list[str]):
         self.config, self.run_dir, self.max_requeues, self.command = config, run_dir, max_requeues, command
 
     def __call__(self) -> dict:
-        from jobs.pretrain.loop import train  # imported in the job, after the process group exists
-
         env = submitit.JobEnvironment()
         cuda = torch_device() == "cuda"
         dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=cuda)
         if dist_env.world_size > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
-        stop = StopRequest()
         launch = {
             "command": self.command,
             "job_id": env.job_id,
             "cluster": env.cluster,
             "restarts": int(os.environ.get("SLURM_RESTART_COUNT", 0)),
         }
+        outcome, result = self.work(StopRequest(), launch, env.global_rank)
+        if outcome.stopped:
+            self._requeue(env, outcome.step)
+        return result
+
+    def work(self, stop: StopRequest, launch: dict, rank: int):
+        """Train (always resuming: a first start and a requeued one run the same code); return the
+        loop's ``Outcome`` and the job's result."""
+        from jobs.pretrain.loop import train  # imported in the job, after the process group exists
+
         outcome = train(
             from_dict(self.config), Path(self.run_dir), resume=True, progress=False, should_stop=stop, launch=launch
         )
-        if outcome.stopped:
-            self._requeue(env, outcome.step)
-        return {"step": outcome.step, **outcome.metrics}
+        return outcome, {"step": outcome.step, **outcome.metrics}
 
     def _requeue(self, env: submitit.JobEnvironment, step: int) -> None:
         where = f"checkpoint of step {step} in {self.run_dir}/checkpoints"
@@ -81,6 +90,8 @@ def submit(
     run_dir: Path,
     *,
     launcher: str,
+    job_type: type[PretrainJob] = PretrainJob,
+    job_options: dict | None = None,
     nodes: int = 1,
     gpus_per_node: int = 0,
     tasks_per_node: int | None = None,
@@ -90,8 +101,8 @@ def submit(
     mem_gb: float | None = None,
     max_requeues: int = 10,
 ) -> submitit.Job:
-    """Submit pretraining as one task per GPU (``tasks_per_node`` defaults to ``gpus_per_node``, or
-    1 without GPUs) and print where to follow it."""
+    """Submit ``job_type`` (pretraining, or a subclass given ``job_options``) as one task per GPU
+    (``tasks_per_node`` defaults to ``gpus_per_node``, or 1 without GPUs); print where to follow it."""
     tasks = tasks_per_node or max(1, gpus_per_node)
     run_dir = Path(run_dir).resolve()
     if Path(config.data.shards).exists():  # the job may start in another folder
@@ -101,7 +112,7 @@ def submit(
     executor = make_executor(
         launcher,
         run_dir / "submitit",
-        name=f"pretrain-{run_dir.name}",
+        name=f"{job_type.what}-{run_dir.name}",
         time_min=time_min,
         cpus_per_task=cpus_per_task,
         mem_gb=mem_gb,
@@ -110,13 +121,47 @@ def submit(
         tasks_per_node=tasks,
         gpus_per_node=gpus_per_node,
     )
-    job = executor.submit(PretrainJob(config.to_dict(), str(run_dir), max_requeues, sys.argv))
-    print(f"submitted pretraining job {job.job_id} ({launcher}: {nodes} node(s) x {tasks} task(s))")
+    job = executor.submit(job_type(config.to_dict(), str(run_dir), max_requeues, sys.argv, **(job_options or {})))
+    print(f"submitted {job_type.what} job {job.job_id} ({launcher}: {nodes} node(s) x {tasks} task(s))")
     print(f"  run folder: {run_dir}  (run.json, metrics.jsonl, curves.png, checkpoints/)")
     print(f"  logs:       {job.paths.stderr}")
     follow = f"tail -f {job.paths.stderr}" + (f"   |   squeue -j {job.job_id}" if launcher == "slurm" else "")
     print(f"  follow:     {follow}", flush=True)
     return job
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The launching options every submitting command shares (pretraining, fine-tuning)."""
+    group = p.add_argument_group("launching (submitit)")
+    group.add_argument(
+        "--launcher",
+        choices=("none", "local", "slurm"),
+        default="none",
+        help="none: train in this process (default); local: submitit's local executor; slurm: submit to SLURM",
+    )
+    group.add_argument("--nodes", type=int, default=1)
+    group.add_argument("--gpus-per-node", type=int, default=0, help="one task per GPU (default 0: CPU tasks)")
+    group.add_argument("--tasks-per-node", type=int, help="processes per node (default: gpus-per-node, or 1)")
+    group.add_argument("--cpus-per-task", type=int, default=4)
+    group.add_argument("--partition", help="SLURM partition")
+    group.add_argument("--time", type=int, default=60, metavar="MINUTES", help="time limit per start (default 60)")
+    group.add_argument("--mem-gb", type=float, help="memory per node")
+    group.add_argument("--max-requeues", type=int, default=10, help="restarts after preemption or timeout (default 10)")
+    group.add_argument("--wait", action="store_true", help="block until the job ends and report how it ended")
+
+
+def resources(args: argparse.Namespace) -> dict:
+    """``submit``'s keywords from the options of ``add_arguments``."""
+    return {
+        "nodes": args.nodes,
+        "gpus_per_node": args.gpus_per_node,
+        "tasks_per_node": args.tasks_per_node,
+        "cpus_per_task": args.cpus_per_task,
+        "partition": args.partition,
+        "time_min": args.time,
+        "mem_gb": args.mem_gb,
+        "max_requeues": args.max_requeues,
+    }
 
 
 def wait(job: submitit.Job) -> int:

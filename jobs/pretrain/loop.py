@@ -97,9 +97,11 @@ def train(
     )
     global_batch = config.data.batch_size * accelerator.num_processes * opt.grad_accum
     peak = scaled_lr(opt.lr, global_batch, opt.lr_batch)
-    total = opt.max_steps or (opt.epochs * len(loader)) // opt.grad_accum
+    steps_per_epoch = len(loader) // opt.grad_accum
+    total = opt.max_steps or opt.epochs * steps_per_epoch
     if total < 1:
         raise ValueError(f"{len(loader)} batches per epoch make no optimiser step of {opt.grad_accum} micro-batches")
+    milestones = tuple(sorted(round(epoch * steps_per_epoch) for epoch in opt.milestones))
 
     step = 0
     if resume:
@@ -111,7 +113,12 @@ def train(
         _write_run_record(run_dir, config, resume, accelerator, launch or {})
     book = Logbook(run_dir) if main else None
     bar = tqdm(
-        total=total, initial=step, desc="pretrain", unit="step", disable=not (main and progress), dynamic_ncols=True
+        total=total,
+        initial=step,
+        desc="finetune" if config.model.method == "classifier" else "pretrain",
+        unit="step",
+        disable=not (main and progress),
+        dynamic_ncols=True,
     )
     record = RankRecord.open(run_dir, accelerator)
     if record is not None:
@@ -136,7 +143,7 @@ def train(
                         shape=list(batch.video.shape),
                     )
                 with accelerator.accumulate(model):
-                    _set_lr(optimizer, lr_at(step, total, peak, opt.warmup_steps))
+                    _set_lr(optimizer, lr_at(step, total, peak, opt.warmup_steps, milestones, opt.gamma))
                     out = model(batch.video.to(accelerator.device, non_blocking=True), batch)
                     accelerator.backward(out["loss"])
                     optimizer.step()

@@ -39,7 +39,8 @@ def _finetune(shards, init, steps: int, **extra) -> list[str]:
 def test_a_killed_fine_tune_resumes_exactly(synthetic_splits, tiny_checkpoint, tmp_path):
     shards = synthetic_splits / "train"
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    config = load("tiny_rspnet", _finetune(shards, tiny_checkpoint, 4))
+    # 24 videos in batches of 4: 6 steps an epoch, so a milestone at epoch 0.5 is step 3
+    config = load("tiny_rspnet", _finetune(shards, tiny_checkpoint, 4, **{"optim.milestones": "[0.5]"}))
     train(config, whole, progress=False)
     answers = iter([False, True])  # a stop request (preemption) after the second step
     stopped = train(config, parts, progress=False, should_stop=lambda: next(answers))
@@ -48,4 +49,6 @@ def test_a_killed_fine_tune_resumes_exactly(synthetic_splits, tiny_checkpoint, t
     a, b = read_metrics(whole / "metrics.jsonl"), read_metrics(parts / "metrics.jsonl")
     assert [r["step"] for r in a] == [1, 2, 3, 4] and {"loss", "acc"} <= set(a[-1])
     assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], abs=1e-6)
+    lrs = [r["lr"] for r in a]  # the lr of each logged step: x 0.1 from step 3 (the fourth) on
+    assert lrs[:3] == [lrs[0]] * 3 and lrs[3] == pytest.approx(0.1 * lrs[0]) and [r["lr"] for r in b] == lrs
     assert read_checkpoint(checkpoint.path_for(whole, 4))["config"]["model"]["method"] == "classifier"

@@ -34,3 +34,11 @@ def test_schedule_values():
     assert scaled_lr(0.1, 256, 64) == pytest.approx(0.4)
     with pytest.raises(ValueError):
         lr_at(100, 100, 1.0)
+
+
+def test_milestones_step_the_rate_down_as_multistep_lr():
+    # RSPNet's released HMDB51 C3D config: lr x 0.1 at epochs 50, 70 and 90 (here 1 step per epoch)
+    lrs = [lr_at(s, 100, 1.0, milestones=(50, 70, 90)) for s in range(100)]
+    assert lrs[:50] == [1.0] * 50 and lrs[50:70] == pytest.approx([0.1] * 20)
+    assert lrs[70:90] == pytest.approx([0.01] * 20) and lrs[90:] == pytest.approx([0.001] * 10)
+    assert lr_at(3, 10, 1.0, warmup=5, milestones=(2,)) == pytest.approx(0.8)  # warmup first
