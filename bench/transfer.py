@@ -77,11 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.transfer", description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=Path("bench-out/transfer"), help="data and runs (default %(default)s)")
     p.add_argument("--pretrain-videos", type=int, default=48, help="pretraining videos per class (default 48)")
-    p.add_argument("--labelled-videos", type=int, default=4, help="labelled train videos per class (default 4)")
+    p.add_argument("--labelled-videos", type=int, default=8, help="labelled train videos per class (default 8)")
     p.add_argument("--test-videos", type=int, default=8, help="held-out test videos per class (default 8)")
     p.add_argument("--speednet-steps", type=int, default=400)
     p.add_argument("--rspnet-steps", type=int, default=200)
-    p.add_argument("--finetune-steps", type=int, default=120)
+    p.add_argument("--finetune-steps", type=int, default=150)
     p.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1)")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
