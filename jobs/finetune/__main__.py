@@ -103,7 +103,6 @@ def _check_fold(data: Path, fold: int | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run_dir = args.run_dir or Path("runs") / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
-    folds = None
     try:
         if args.resume and args.run_dir is None:
             raise ValueError("--resume needs --run-dir, the folder of the run to continue")
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         for fold, data, fold_run, config in runs:
             done = fold_run / "results.json"
             if args.resume and done.is_file():
-                print(f"split {fold}: finished before, kept ({done})", file=sys.stderr)
+                print(f"{f'split {fold}' if fold else 'the run'}: finished before, kept ({done})", file=sys.stderr)
                 results[fold] = json.loads(done.read_text())
                 continue
             print(f"run folder: {fold_run}", file=sys.stderr)
