@@ -110,15 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         folds = [fold for fold, *_ in runs] if args.folds else None
         if args.launcher != "none":
             return _submit(args, runs, run_dir, folds)
-        results = {}
         for fold, data, fold_run, config in runs:
             done = fold_run / "results.json"
             if args.resume and done.is_file():
                 print(f"{f'split {fold}' if fold else 'the run'}: finished before, kept ({done})", file=sys.stderr)
-                results[fold] = json.loads(done.read_text())
                 continue
             print(f"run folder: {fold_run}", file=sys.stderr)
-            _, results[fold] = finetune(
+            finetune(
                 config,
                 fold_run,
                 data / "test",
@@ -136,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    report = summarise(run_dir, folds) if folds else results[None]
-    _print(args, report, run_dir)
+    _print(args, summarise(run_dir, folds) if folds else json.loads((run_dir / "results.json").read_text()), run_dir)
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.finetune.results import summarise
+from jobs.finetune.results import LEVELS, summarise
 from jobs.pretrain.config import from_dict
 from jobs.pretrain.launch import PretrainJob
 from jobs.pretrain.preemption import StopRequest
@@ -37,5 +37,5 @@ class FinetuneJob(PretrainJob):
             return outcome, {"step": outcome.step}
         if self.summary is not None:
             summarise(Path(self.summary[0]), self.summary[1])
-        flat = {f"{level}_{k}": v for level in ("clip", "video") for k, v in result[level].items()}
+        flat = {f"{level}_{k}": v for level in LEVELS for k, v in result[level].items()}
         return outcome, {"step": outcome.step, **flat}
