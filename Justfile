@@ -104,7 +104,7 @@ bench-shard-codecs *args:
 bench-loader *args:
     {{python}} -m bench.loader "$@"
 
-# Does pretraining learn? Tiny SpeedNet speed accuracy and RSPNet retrieval on unseen objects, vs random init
+# Does pretraining learn? Tiny SpeedNet speed accuracy, the RSP test (from random weights and from SpeedNet) and retrieval on unseen objects, vs random init
 bench-learning *args:
     {{python}} -m bench.learning "$@"
 

@@ -6,14 +6,17 @@
 2. ``tiny_speednet`` trains on the training set; SpeedNet's test (normal vs uniformly 2x, centre
    crop) runs on every held-out video.
 3. ``tiny_rspnet`` (RSP + A-VID) trains on the training set twice: from random weights (the config
-   as it is), and starting from step 2's SpeedNet (``model.init``, the same backbone, lr 0.005: from
-   random weights RSP's head collapses before the features carry any speed, see BENCHMARKS.md).
-   Retrieval (VCOP protocol: held-out test videos query held-out train videos) is scored for both,
-   for the SpeedNet backbone they start from, and for the network at its random initialisation,
+   as it is, as the paper trains it), and starting from step 2's SpeedNet (``model.init``, the same
+   backbone, lr 0.005). The relative-speed test (``jobs.evaluate.rsp_test``: is c_j nearer c_i than
+   c_k is, one triplet per held-out video) is scored for both and for the network at its random
+   initialisation. Retrieval (VCOP protocol: held-out test videos query held-out train videos) is
+   scored for both, for the SpeedNet backbone they start from, and for the random initialisation,
    the named baseline, all in the same run.
 
 Last line: ``speed_accuracy=<x> retrieval_top1=<y> random_init_top1=<z>`` with y the RSPNet started
-from SpeedNet, then ``cold_top1`` (RSPNet from random weights) and ``speednet_top1``.
+from SpeedNet, then ``cold_top1`` (RSPNet from random weights), ``speednet_top1``, and the RSP
+test's ``cold_rsp_acc`` (from random weights), ``warm_rsp_acc`` (from SpeedNet) and
+``random_init_rsp_acc`` (the baseline; chance 0.5).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import torch
 
 from jobs.evaluate.retrieval import retrieval
+from jobs.evaluate.rsp_test import rsp_accuracy
 from jobs.evaluate.speed_test import speed_accuracy
 from jobs.pretrain import checkpoint
 from jobs.pretrain.config import load
@@ -130,11 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     m = rsp_config.model
     random_init = build_pretext(m.method, m.backbone, m.backbone_options, seed=rsp_config.run.seed, **m.options).eval()
     baseline = retrieval(random_init.backbone.to(device), heldout / "test", heldout / "train", size=out, device=device)
+    T = rsp_config.data.plan_options.get("T", 16)
+
+    def rsp_test(model) -> dict:
+        """The relative-speed test over every held-out video (both splits)."""
+        parts = [rsp_accuracy(model.to(device), heldout / s, T=T, size=out, device=device) for s in ("train", "test")]
+        videos = sum(p["videos"] for p in parts)
+        return {"rsp_accuracy": sum(p["rsp_accuracy"] * p["videos"] for p in parts) / videos, "videos": videos}
+
+    rsp = {"cold": rsp_test(rspnet), "warm": rsp_test(warm_model), "random_init": rsp_test(random_init)}
 
     print(f"\nlearning benchmark ({time.perf_counter() - start:.0f} s, {device})")
     print(
         f"  tiny_speednet, {args.speednet_steps} steps: normal-vs-2x accuracy on {clips} held-out clips "
         f"of unseen objects = {accuracy:.3f}  (chance 0.5)"
+    )
+    print(
+        f"  tiny_rspnet, {args.rspnet_steps} steps: relative-speed test on {rsp['cold']['videos']} held-out videos "
+        f"(c_j nearer c_i than c_k; chance 0.5): from random weights {rsp['cold']['rsp_accuracy']:.3f}, "
+        f"from SpeedNet {rsp['warm']['rsp_accuracy']:.3f}, untrained {rsp['random_init']['rsp_accuracy']:.3f}"
     )
     print(f"  retrieval of held-out videos ({trained['queries']} queries), tiny_rspnet {args.rspnet_steps} steps:")
     for name, result in (
@@ -146,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {name:24s}" + "  ".join(f"{k}={v:.3f}" for k, v in result.items() if k.startswith("top")))
     print(
         f"speed_accuracy={accuracy:.3f} retrieval_top1={trained['top1']:.3f} random_init_top1={baseline['top1']:.3f} "
-        f"cold_top1={cold['top1']:.3f} speednet_top1={speednet_only['top1']:.3f}"
+        f"cold_top1={cold['top1']:.3f} speednet_top1={speednet_only['top1']:.3f} "
+        f"cold_rsp_acc={rsp['cold']['rsp_accuracy']:.3f} warm_rsp_acc={rsp['warm']['rsp_accuracy']:.3f} "
+        f"random_init_rsp_acc={rsp['random_init']['rsp_accuracy']:.3f}"
     )
     return 0
 

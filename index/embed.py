@@ -1,15 +1,16 @@
 """Embeddings of videos in shards: what evaluation, the export job and ``index.query`` all compute.
 
 - ``video_embeddings``: one unit vector per video, the VCOP retrieval protocol (``clips`` evenly
-  spaced T-frame clips, the last conv features globally pooled per clip, averaged over clips).
+  spaced T-frame clips, the last conv features pooled per clip by ``pool_features``, averaged over
+  clips).
 - ``window_embeddings``: one unit vector per sliding window (T frames every ``stride`` frames at
   playback ``rate``), per video, for clip-level and within-video retrieval.
 - ``windows_of_video``: the same windows of one video of any length, read a bounded chunk of
   windows at a time (``pipeline.windows``; the single-video tools: query, within-video search).
 
-Both read through ``pipeline.loader.eval_loader`` (the evaluation transform: short side size / 0.875, centre crop
-``size``), so a query clip and the collection it searches are prepared identically. ``samples``
-restricts a pass to those sample positions (one export unit).
+Both read through ``pipeline.loader.eval_loader`` (the evaluation transform: each frame's centre
+square resized to ``size``, as both papers test), so a query clip and the collection it searches are
+prepared identically. ``samples`` restricts a pass to those sample positions (one export unit).
 """
 
 from __future__ import annotations
@@ -20,15 +21,27 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.base import Backbone, global_pool
+from models.base import POOLS, Backbone, global_pool
+from models.s3dg import speednet_pool
 from pipeline.loader import eval_loader
 from pipeline.windows import video_windows
+
+EMBED_POOLS = (*POOLS, "speednet")
+
+
+def pool_features(features: torch.Tensor, how: str = "avg") -> torch.Tensor:
+    """(N, C, T', H', W') -> (N, C): ``global_pool``'s "avg" or "max", or "speednet", SpeedNet's own
+    (``models.s3dg.speednet_pool``: max over space, then mean over time), so a SpeedNet backbone can
+    be embedded the way SpeedNet pools it (its retrieval in section 5.4.2 uses those features)."""
+    if how not in EMBED_POOLS:
+        raise ValueError(f"pool must be one of {', '.join(EMBED_POOLS)}, not {how!r}")
+    return speednet_pool(features) if how == "speednet" else global_pool(features, how)
 
 
 def _pooled(backbone: Backbone, video: torch.Tensor, pool: str, device: str, max_clips: int) -> torch.Tensor:
     """Pooled features (N, C) float32 on the CPU, in forward passes of at most ``max_clips`` clips."""
     parts = [
-        global_pool(backbone.forward_features(part.to(device)), pool).float().cpu()
+        pool_features(backbone.forward_features(part.to(device)), pool).float().cpu()
         for part in torch.split(video, max_clips)
     ]
     return torch.cat(parts)

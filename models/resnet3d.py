@@ -1,4 +1,5 @@
-"""3D ResNets of Tran et al., CVPR 2018 ("A closer look at spatiotemporal convolutions"): R3D and R(2+1)D.
+"""3D ResNets of Tran et al., CVPR 2018 ("A closer look at spatiotemporal convolutions"): R3D and R(2+1)D;
+and Hara et al.'s 3D-ResNet-18, the one RSPNet's released code uses.
 
 Both are ResNet-18-style stacks of basic blocks (64-128-256-512 channels, stride 2 in space and
 time at the first block of layers 2-4, 1x1x1 conv + BN projection shortcuts) on a stem that strides
@@ -19,8 +20,19 @@ R(2+1)D-10 is the same network with one block per layer ([1, 1, 1, 1]), the size
 (RSPNet took its R(2+1)D from Xu et al.'s clip-order code, which differs in details: per-conv M,
 a formula-sized stem and factorised 1x1x1 shortcuts; we keep one consistent R(2+1)D definition).
 
-Every conv pads k//2 and strides 2 at most, so each dimension maps to ceil(in / stride) and any
-input of at least one frame and pixel works: T' = ceil(T/8), H' = ceil(H/16).
+Hara et al.'s 3D-ResNet-18 (CVPR 2018, "Can spatiotemporal 3D CNNs retrace the history of 2D CNNs
+and ImageNet?"; kenshohara/3D-ResNets-PyTorch ``resnet18``) is here because it is the ResNet-18
+RSPNet's released code trains (its ``models/resnet.py``, ``arch: 'resnet18'``), not torchvision's
+R3D-18. Same blocks, 1x1x1 conv + BN projection shortcuts (its default shortcut type 'B') and
+fan-out He / unit-BN init as ``init_weights``; the difference is the stem: a 7x7x7 conv (stride
+(1, 2, 2), padding 3), BN, ReLU, then a 3x3x3 max-pool with stride 2 in time and space (padding 1).
+Every stage therefore runs at half the frames and half the side of R3D-18's: T' = ceil(T/16),
+H' = ceil(H/32), and R3D-18 (3x7x7 stem, no max-pool, T/8 and H/16) costs about 5x the compute
+(40.7 vs 8.3 G multiply-adds on 16x112x112) at about the same 33.2 M parameters.
+
+Every conv and pool pads k//2 and strides 2 at most, so each dimension maps to ceil(in / stride) and
+any input of at least one frame and pixel works: T' = ceil(T/8), H' = ceil(H/16) (Hara's: T/16,
+H/32; with ``temporal_stride=False``, T' = T in all of them).
 """
 
 from __future__ import annotations
@@ -99,8 +111,20 @@ def stem_r2plus1d(width: int = 64) -> nn.Module:
     )
 
 
+def stem_hara(width: int = 64, temporal_stride: bool = True) -> nn.Module:
+    """Hara et al.'s stem: 7x7x7 conv (spatial stride 2), BN, ReLU, 3x3x3 max-pool striding 2
+    (in space only with ``temporal_stride=False``): T/2, H/4 at layer1."""
+    return nn.Sequential(
+        nn.Conv3d(3, width, 7, stride=(1, 2, 2), padding=3, bias=False),
+        nn.BatchNorm3d(width),
+        nn.ReLU(inplace=True),
+        nn.MaxPool3d(3, stride=2 if temporal_stride else (1, 2, 2), padding=1),
+    )
+
+
 class VideoResNet(Backbone):
-    """Stem + four stages of basic blocks: (N, 3, T, H, W) -> (N, 8 * width, ceil(T/8), ceil(H/16), ceil(W/16)).
+    """Stem + four stages of basic blocks: (N, 3, T, H, W) -> (N, 8 * width, ceil(T/8), ceil(H/16), ceil(W/16)),
+    or ceil(T/16), ceil(H/32), ceil(W/32) on Hara's stem (``stem_hara``), whose max-pool halves once more.
 
     ``width`` is the stem's and first stage's channel count (64 in every published network); the
     stages double it. Narrower networks (``width=16``) are for CPU-sized runs and tests.
@@ -160,3 +184,11 @@ class R3D10(VideoResNet):
 
     def __init__(self, width: int = 64, temporal_stride: bool = True):
         super().__init__(stem_r3d(width), conv3d_full, (1, 1, 1, 1), width, temporal_stride)
+
+
+class HaraR3D18(VideoResNet):
+    """Hara et al.'s 3D-ResNet-18 as in RSPNet's released code (``models/resnet.py``, ``resnet18`` with
+    shortcut 'B'), without its fc: 7x7x7 stem + max-pool, 3x3x3 convs, [2, 2, 2, 2] blocks."""
+
+    def __init__(self, width: int = 64, temporal_stride: bool = True):
+        super().__init__(stem_hara(width, temporal_stride), conv3d_full, (2, 2, 2, 2), width, temporal_stride)

@@ -11,11 +11,13 @@ of the heads (MoCo's key encoder), with no gradient, as in the authors' released
 encoder, the ranking loss on similarities over the temperature, see ``objectives.rsp``). It also
 makes a step about half the work of pushing all three clips through f with gradients.
 
-A-VID's pair is (c_i, c_l) with c_l another clip of the same video at a random speed relative to c_i
-(the paper's speed augmentation). Rather than decode a fourth clip, c_l is c_j or c_k by a fair coin
-per video: with two speeds that makes s_l = s_i with probability 1/2, as independent random speeds
-would. The ``vid`` ablation always takes c_j (same speed: no speed augmentation). Its keys wait in a
-queue as the negatives of later batches (MoCo).
+A-VID's positives are other clips of the same video whatever their speed (the paper's speed
+augmentation). As in the released code (``MoCoDiffLossTwoFc``: ``logits1``, ``logits2``), both c_j (same
+speed) and c_k (other speed) are positives of c_i, in two InfoNCE terms that are summed, and c_k's key
+joins the queue (``avid_positives="both"``). ``avid_positives="coin"`` instead takes c_j or c_k by a
+fair coin per video, one term, and enqueues that key: half the task's weight against the paper. The
+``vid`` ablation always takes c_j alone (same speed: no speed augmentation). The enqueued keys are the
+negatives of later batches (MoCo).
 
 BatchNorm without shuffle-BN. MoCo shuffles keys across GPUs so that a query and its key are never
 normalised with the same batch statistics, which would otherwise let the network match them by
@@ -73,12 +75,16 @@ class RSPNet(nn.Module):
         seed: int = 0,
         micro_batches: int = 1,
         rsp_scale: float | None = None,
+        avid_positives: str = "both",
     ):
         super().__init__()
         if motion not in ("rsp", "sp", "none") or appearance not in ("avid", "vid", "none"):
             raise ValueError(f"motion must be rsp|sp|none and appearance avid|vid|none, got {motion!r}, {appearance!r}")
         if motion == "none" and appearance == "none":
             raise ValueError("RSPNet needs at least one of the motion and appearance tasks")
+        if avid_positives not in ("both", "coin"):
+            raise ValueError(f"avid_positives must be both|coin, got {avid_positives!r}")
+        self.avid_positives = avid_positives
         self.backbone = backbone
         self.motion, self.appearance = motion, appearance
         self.speeds, self.tau, self.gamma, self.lam = tuple(float(s) for s in speeds), tau, gamma, lam
@@ -117,6 +123,8 @@ class RSPNet(nn.Module):
         if len(roles) % 3 or any(r != ROLES[i % 3] for i, r in enumerate(roles)):
             raise ValueError("RSPNet needs the rspnet plan's anchor/positive/negative triplets, in order")
         videos = len(roles) // 3
+        if self.motion == "rsp":
+            _check_rsp_speeds(batch.speed)
         rng = np.random.default_rng([self.seed, int(batch.epoch), int(batch.step), _rank(), 0xA51D])
         # SP classifies every clip; RSP and A-VID only embed the anchor online, the rest are keys.
         online = video if self.motion == "sp" else video[0::3]
@@ -174,16 +182,31 @@ class RSPNet(nn.Module):
     ) -> dict[str, torch.Tensor]:
         q = self.g_a(x_i)
         videos = len(x_i)
-        # A-VID's other clip: c_j or c_k by a fair coin; VID always the same-speed c_j.
-        pick = rng.integers(0, 2, size=videos) if self.appearance == "avid" else np.zeros(videos, int)
+        if self.appearance == "avid" and self.avid_positives == "both":
+            picks = [np.zeros(videos, int), np.ones(videos, int)]  # c_j, then c_k (whose key is queued)
+        elif self.appearance == "avid":
+            picks = [rng.integers(0, 2, size=videos)]  # c_j or c_k by a fair coin
+        else:
+            picks = [np.zeros(videos, int)]  # VID: the same-speed c_j
         with torch.no_grad():
-            k = self.key_g_a(keys[torch.arange(videos), torch.as_tensor(pick, device=keys.device)])
+            positives = [
+                self.key_g_a(keys[torch.arange(videos), torch.as_tensor(p, device=keys.device)]) for p in picks
+            ]
         negatives = self.queue.keys.clone()  # push() below overwrites keys that backward still needs
-        loss = info_nce(q, k, negatives, self.tau)
-        qn, kn = nn.functional.normalize(q.detach(), dim=1), nn.functional.normalize(k, dim=1)
-        hit = (qn * kn).sum(1) > (qn @ negatives.t()).max(1).values
-        self.queue.push(k)
-        return {"loss_a": loss, "avid_acc": hit.float().mean()}
+        loss = sum(info_nce(q, k, negatives, self.tau) for k in positives)
+        qn = nn.functional.normalize(q.detach(), dim=1)
+        nearest_negative = (qn @ negatives.t()).max(1).values
+        hits = [(qn * nn.functional.normalize(k, dim=1)).sum(1) > nearest_negative for k in positives]
+        self.queue.push(positives[-1])
+        return {"loss_a": loss, "avid_acc": torch.stack(hits).float().mean()}
+
+
+def _check_rsp_speeds(speed) -> None:
+    """RSP's labels are the plan's: c_j at c_i's speed, c_k at another. A plan that draws each clip's
+    speed on its own (mode "avid") would train RSP on wrong labels without a word, so refuse it."""
+    s = torch.as_tensor(speed).reshape(-1, 3)
+    if not (bool((s[:, 0] == s[:, 1]).all()) and bool((s[:, 0] != s[:, 2]).all())):
+        raise ValueError("RSP needs c_j at c_i's speed and c_k at another: use the rspnet plan's mode 'rsp'")
 
 
 def _groups(videos: int, groups: int, rows_per_video: int) -> list[int]:

@@ -1,17 +1,21 @@
 """Spatial and colour augmentation parameters: pure, seeded, computed per batch in Python.
 
 The DALI graph only applies them, so augmentation is exact, reproducible, resumable and shared on
-purpose: clips with the same ``aug_group`` (RSPNet's c_j and c_k) get the same crop and flip.
+purpose: clips with the same ``aug_group`` (RSPNet's c_j and c_k) get the same crop, flip, colour
+jitter, grayscale and blur, as the authors' released code cuts c_k from c_j's already-augmented clip.
 Each sample is first resized (antialiased) so its short side is ``base`` pixels; each clip is then
 cut from that frame by an affine map (crop, scale, flip) to ``out x out`` pixels.
 
 Recipes:
 - ``speednet``: one spatial size per batch, uniform in [64, 336] (SpeedNet section 3.2), a random
   square crop of that size; nothing else.
-- ``rspnet``: short side 128, random resized crop to 112 (scale 0.4 to 1, ratio 3/4 to 4/3), colour
-  jitter 0.4/0.4/0.4/0.1 with p 0.8, grayscale p 0.2, Gaussian blur p 0.5 (sigma 0.1 to 2), flip p 0.5
-  (RSPNet's code and MoCo v2's recipe).
-- ``eval``: short side ``out / 0.875``, centre crop ``out`` (224 for SpeedNet's test, 112 for RSPNet).
+- ``rspnet``: the released code's default (``aug_plus: false``): short side 128, random resized crop
+  to 112 (scale 0.4 to 1, ratio 3/4 to 4/3), colour jitter 0.4/0.4/0.4/hue 0.4 always, grayscale
+  p 0.2, flip p 0.5, no blur. The paper's text mentions blur: ``blur_p`` 0.5 with the released 3x3
+  kernel of sigma 1.5 turns it on (the released ``aug_plus: true`` also sets jitter p 0.8, hue 0.1).
+- ``eval``: short side ``out / crop_fraction``, centre crop ``out``. Both papers test on the whole
+  centre square (SpeedNet: short side 224, crop 224; RSPNet: the largest centre square resized to
+  112), so ``crop_fraction`` is 1; 0.875 gives the ImageNet-style tighter crop.
 - ``none``: the stored frames as they are (preview ``--no-augment``).
 """
 
@@ -36,12 +40,14 @@ class AugmentConfig:
     base: int = 128  # short side before cropping (rspnet)
     scale: tuple[float, float] = (0.4, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
-    jitter_p: float = 0.8
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.4)  # brightness, contrast, saturation, hue
+    jitter_p: float = 1.0
     gray_p: float = 0.2
-    blur_p: float = 0.5
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_p: float = 0.0
+    blur_sigma: tuple[float, float] = (1.5, 1.5)
+    blur_kernel: int = 3  # window side in pixels; 0: DALI's default for the sigma (about 6 sigma)
     flip_p: float = 0.5
+    crop_fraction: float = 1.0  # eval: the centre crop's share of the short side
     # An antialiased resize of the whole frame before cropping is right for large downscales
     # (336 px shards to RSPNet's 128), but on CPU it costs as much as decoding. False folds the
     # scale into each clip's affine map: one bilinear pass, aliasing when shrinking by 2x or more.
@@ -50,6 +56,10 @@ class AugmentConfig:
     def __post_init__(self):
         if self.recipe not in ("speednet", "rspnet", "eval", "none"):
             raise ValueError(f"unknown augmentation recipe {self.recipe!r}")
+        if not 0 < self.crop_fraction <= 1:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
+        if self.blur_kernel < 0 or (self.blur_kernel and self.blur_kernel % 2 == 0):
+            raise ValueError(f"blur_kernel must be 0 or an odd number of pixels, got {self.blur_kernel}")
 
     @property
     def colour(self) -> bool:
@@ -109,19 +119,19 @@ def sample_params(
     if cfg.recipe == "none":
         base, out = (height, width), (height, width)
     else:
-        short = {"speednet": batch_side, "rspnet": cfg.base, "eval": round(cfg.out / 0.875)}[cfg.recipe]
+        short = {"speednet": batch_side, "rspnet": cfg.base, "eval": round(cfg.out / cfg.crop_fraction)}[cfg.recipe]
         base, out = resized(height, width, short), (batch_side, batch_side)
     # Crops are drawn in the base frame. Without antialiasing there is no resize op: the map then
     # takes base coordinates on to stored ones as well.
     fold = np.eye(3) if cfg.antialias else np.diag([width / base[1], height / base[0], 1.0])
-    groups: dict[int, np.ndarray] = {}
+    groups: dict[int, tuple] = {}  # aug_group -> (matrix, hsv, contrast, sigma): drawn once per group
     matrices, hsv, contrast, sigma = [], [], [], []
     for clip in clips:
         if clip.aug_group not in groups:
             crop = np.vstack([_spatial(cfg, *base, out, rng).reshape(2, 3), [0, 0, 1]])
-            groups[clip.aug_group] = (fold @ crop)[:2].astype(np.float32)
-        matrices.append(np.tile(groups[clip.aug_group], (T, 1, 1)))
-        c_hsv, c_contrast, c_sigma = _colour(cfg, rng)  # colour is drawn per clip, as per-image transforms do
+            groups[clip.aug_group] = ((fold @ crop)[:2].astype(np.float32), *_colour(cfg, rng))
+        matrix, c_hsv, c_contrast, c_sigma = groups[clip.aug_group]
+        matrices.append(np.tile(matrix, (T, 1, 1)))
         hsv.append(np.tile(c_hsv, (T, 1)))
         contrast.append(np.full(T, c_contrast, np.float32))
         sigma.append(np.full(T, c_sigma, np.float32))

@@ -35,7 +35,7 @@ class Batch:
     label_index: torch.Tensor  # (N,) long; -1: unlabelled
     role: list[str]  # the plan's role: normal, sped_up, anchor, positive, negative, eval, window, train
     speed: torch.Tensor  # (N,) float32: playback rate the clip shows
-    aug_group: torch.Tensor  # (N,) long: clips of a sample with the same value share crop and flip
+    aug_group: torch.Tensor  # (N,) long: clips of a sample with the same value share all augmentation
     indices: torch.Tensor  # (N, T) long: frame indices of the stored video the clip holds
     epoch: int = 0  # where this batch sits in the loader's order
     step: int = 0

@@ -52,10 +52,12 @@ def build(
     colour: bool,
     blur: bool,
     normalise_pixels: bool,
+    blur_kernel: int = 0,
     prefetch: int = 2,
 ):
     """A built pipeline that pulls batches from ``source``: a DALI batch-mode callable returning the
-    feeds ``feeds_for(antialias, colour, blur)`` names, in that order."""
+    feeds ``feeds_for(antialias, colour, blur)`` names, in that order. ``blur_kernel``: the blur's
+    window side (0: DALI derives it from each sigma)."""
 
     names = feeds_for(antialias, colour, blur)
 
@@ -88,7 +90,8 @@ def build(
             )
             video = fn.brightness_contrast(video, contrast=fn.per_frame(feed["contrast"]))
         if blur:
-            video = fn.gaussian_blur(video, sigma=fn.per_frame(feed["sigma"]))
+            window = {"window_size": blur_kernel} if blur_kernel else {}
+            video = fn.gaussian_blur(video, sigma=fn.per_frame(feed["sigma"]), **window)
         if normalise_pixels:
             return fn.crop_mirror_normalize(
                 video, dtype=types.FLOAT, output_layout="FCHW", mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)

@@ -182,6 +182,7 @@ class VideoLoader:
             antialias=self.augment.antialias,
             colour=self.augment.colour,
             blur=self._blur,
+            blur_kernel=self.augment.blur_kernel,
             normalise_pixels=self.normalise_pixels,
         )
 
@@ -258,7 +259,7 @@ def eval_loader(
     shards, plan: str, plan_options: dict, *, size: int, batch_size: int = 1, device: str = "cpu", samples=None
 ) -> VideoLoader:
     """The loader of every evaluation and embedding pass: the plan's clips of each sample once, in
-    sample order, with the evaluation transform (short side ``size`` / 0.875, centre crop ``size``),
+    sample order, with the evaluation transform (the centre square, resized to ``size``: both papers' test),
     so a query clip and the collection it searches are prepared identically. ``device`` is a torch
     or a loader device name."""
     return VideoLoader(

@@ -242,12 +242,18 @@ def sliding_count(frames: int, *, T: int = 16, stride: int = 8, rate: float = 1.
     return max(1, (frames - 1 - int(_offsets(T, rate)[-1])) // int(stride) + 1)
 
 
-def speed_test_plan(frames: int, *, T: int = 16, rates=(1.0, 2.0), n: int = 1, short: str = "pad") -> list[Clip]:
-    """SpeedNet's test (table 1): the same stretch of video played uniformly at each of ``rates``.
+def speed_test_plan(frames: int, *, T: int = 16, rates=(1.0, 2.0), n: int = 10, short: str = "pad") -> list[Clip]:
+    """SpeedNet's test (table 1): the same stretch of video played uniformly at each of ``rates``, at
+    evenly spaced positions across the whole video, so a video is judged on all of it, not its opening.
 
-    For each of n evenly spaced starts, round(linspace(0, frames - span, n)) with span the frames the
-    fastest rate needs, one clip per rate, frames start + round(k * rate). Role "normal" at rate 1,
-    "sped_up" above it; aug_group 0 (the test is a centre crop).
+    Starts are round(linspace(0, frames - span, n)), span the frames the fastest rate needs: the first
+    at 0, the last where the fastest clip ends on the video's last frame (the VCOP protocol's 10
+    evenly spaced clips, n = 10 by default). Repeated starts are kept once, so a video with fewer
+    than n distinct starts (frames - span + 1 < n) gives every start it has: repeating one would count
+    the same frames again and weight a short video as if it had more to show. A video shorter than
+    span has the single start 0 and the policy decides the rest. One clip per rate at each start,
+    frames start + round(k * rate); role "normal" at rate 1, "sped_up" above it; aug_group 0 (the
+    test is a centre crop).
     """
     _check(frames, T, short)
     rates = tuple(float(r) for r in rates)
@@ -255,7 +261,7 @@ def speed_test_plan(frames: int, *, T: int = 16, rates=(1.0, 2.0), n: int = 1, s
         raise ValueError(f"need n >= 1 and rates >= 1, got n={n}, rates={rates}")
     if short == "skip" and frames < _span(T, max(rates)):
         raise TooShort(f"{frames} frames < {_span(T, max(rates))} needed for {T} frames at rate {max(rates)}")
-    starts = _round(np.linspace(0, max(frames - _span(T, max(rates)), 0), n))
+    starts = np.unique(_round(np.linspace(0, max(frames - _span(T, max(rates)), 0), n)))  # sorted, once each
     return [
         _clip(apply_short(s + _offsets(T, r), frames, short), r, "normal" if r == 1 else "sped_up", 0)
         for s in starts

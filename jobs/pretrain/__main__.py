@@ -3,6 +3,7 @@
     python -m jobs.pretrain tiny_speednet                        # a shipped config, by name
     python -m jobs.pretrain rspnet_r3d18 --set data.shards=/data/k400/train --run-dir runs/r3d18
     python -m jobs.pretrain rspnet_r3d18 --run-dir runs/r3d18 --resume
+    python -m jobs.pretrain rspnet_r3d18 --variant aug_plus ...  # a variant the config offers ([variants])
     accelerate launch --num_processes 8 -m jobs.pretrain rspnet_r3d18 ...
     python -m jobs.pretrain rspnet_r3d18 --launcher slurm --nodes 2 --gpus-per-node 8 --partition gpu --time 1440
 
@@ -41,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECTION.FIELD=VALUE",
         help="override a config field (repeatable), e.g. --set optim.lr=0.05",
     )
+    p.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="a named set of overrides the config offers in its [variants] table (e.g. aug_plus: the "
+        "released code's stronger augmentation, with blur), applied before --set",
+    )
     p.add_argument("--run-dir", type=Path, help="where logs and checkpoints go (default runs/<config>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -52,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run_dir = args.run_dir or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        config = load(args.config, args.overrides)
+        config = load(args.config, args.overrides, variant=args.variant)
         if not config.data.shards:
             raise ValueError("no shards: set data.shards in the config or pass --set data.shards=PATH")
         if args.resume and args.run_dir is None:

@@ -105,7 +105,19 @@ def from_dict(raw: dict) -> Config:
         if bad:
             raise ValueError(f"unknown fields in [{name}]: {sorted(bad)}; known: {sorted(fields)}")
         parts[name] = cls(**values)
-    return Config(**parts)
+    config = Config(**parts)
+    _check_tasks(config)
+    return config
+
+
+def _check_tasks(config: Config) -> None:
+    """Refuse combinations that would run but train the wrong thing."""
+    model, plan = config.model, config.data.plan_options
+    if model.method == "rspnet" and model.options.get("motion", "rsp") == "rsp" and plan.get("mode", "rsp") != "rsp":
+        raise ValueError(
+            f"data.plan_options.mode={plan['mode']!r} draws each clip's speed on its own, which gives RSP "
+            "wrong labels: use mode 'rsp' with model.options.motion 'rsp'"
+        )
 
 
 def load(

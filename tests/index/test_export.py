@@ -30,10 +30,10 @@ from tests.support.media import ffmpeg_frames  # noqa: E402
 SETTINGS = ExportSettings(T=8, stride=8, size=32, video_clips=3, videos_per_unit=5, chunk_rows=16)
 COLUMNS = ("embedding", *store.CLIP_COLUMNS)
 
-# The VCOP protocol (16 frames, 10 clips) at a crop of 56: the eval transform resizes the short side
-# to round(56 / 0.875) = 64, which is the shards' stored short side, so no resize happens, only a
-# centre crop, and an independent decode can rebuild the model's input exactly.
-PROTOCOL = ExportSettings(T=16, stride=8, size=56, video_clips=10, videos_per_unit=5, chunk_rows=16)
+# The VCOP protocol (16 frames, 10 clips) at a crop of 64: the eval transform takes the centre square
+# of a frame resized to short side 64, which is the shards' stored short side, so no resize happens,
+# only a centre crop, and an independent decode can rebuild the model's input exactly.
+PROTOCOL = ExportSettings(T=16, stride=8, size=64, video_clips=10, videos_per_unit=5, chunk_rows=16)
 # swscale's YUV -> RGB with full chroma interpolation and accurate rounding: measured equal, pixel
 # for pixel, to DALI's CPU decode of these VP9 shards (plain ffmpeg differs by up to 72 levels).
 RGB = "scale=flags=bilinear+accurate_rnd+full_chroma_int+full_chroma_inp"
@@ -90,7 +90,7 @@ def _pooled(backbone, frames: np.ndarray, starts, T: int, size: int) -> dict:
     """Avg- and max-pooled last conv features of clips frames[s:s+T]: centre crop and ImageNet
     normalisation by hand, (N, C, T, H, W) as the backbone takes it."""
     h, w = frames.shape[1:3]
-    assert min(h, w) == round(size / 0.875) and (h - size) % 2 == 0 == (w - size) % 2  # an exact crop, no resize
+    assert min(h, w) == size and (h - size) % 2 == 0 == (w - size) % 2  # an exact crop, no resize
     top, left = (h - size) // 2, (w - size) // 2
     x = (frames[:, top : top + size, left : left + size].astype(np.float32) - MEAN) / STD
     clips = torch.from_numpy(np.stack([x[s : s + T] for s in starts])).permute(0, 4, 1, 2, 3)
@@ -178,8 +178,8 @@ def test_rows_are_the_models_window_and_video_embeddings(protocol_exports, refer
     root = store.open_store(protocol_exports["avg"], mode="r")
     model = load_trained(tiny_checkpoint).describe()
     assert root.attrs["complete"] and root.attrs["model"] == model
-    assert root.attrs["clips"] == {"T": 16, "stride": 8, "rate": 1.0, "size": 56, "pool": "avg"}
-    assert root.attrs["videos"] == {"T": 16, "clips": 10, "size": 56, "pool": "avg"}
+    assert root.attrs["clips"] == {"T": 16, "stride": 8, "rate": 1.0, "size": 64, "pool": "avg"}
+    assert root.attrs["videos"] == {"T": 16, "clips": 10, "size": 64, "pool": "avg"}
     _assert_rows_are(root, reference, "avg")
     loaded, ids = store.read_embeddings(protocol_exports["avg"], "clips")
     assert np.array_equal(ids, np.flatnonzero(root["clips"]["video"][:] >= 0))
@@ -217,7 +217,7 @@ def test_pool_max_rows_are_the_max_pooled_features_not_the_averages(protocol_exp
                 "--stride",
                 "8",
                 "--size",
-                "56",
+                "64",
                 "--video-clips",
                 "10",
                 "--videos-per-unit",

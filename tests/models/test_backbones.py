@@ -11,7 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from models import BACKBONES, C3D, R3D18, S3DG, R2Plus1D10, R2Plus1D18, SpeedNet, build_backbone, speednet_pool
+from models import (
+    BACKBONES,
+    C3D,
+    R3D18,
+    S3DG,
+    HaraR3D18,
+    R2Plus1D10,
+    R2Plus1D18,
+    SpeedNet,
+    build_backbone,
+    speednet_pool,
+)
 from models.resnet3d import midplanes
 from models.s3dg import MIXED, MaxPool3dSame
 
@@ -30,9 +41,11 @@ def built(name: str) -> nn.Module:
 
 
 def expected_feature_size(name: str, t: int, h: int, w: int) -> tuple[int, int, int]:
-    """T', H', W' from the architectures: temporal stride 8; spatial stride 32 (S3D-G) or 16."""
-    s = 32 if name == "s3dg" else 16
-    return math.ceil(t / 8), math.ceil(h / s), math.ceil(w / s)
+    """T', H', W' from the architectures: temporal stride 8 (Hara's R3D-18: 16); spatial stride 32
+    (S3D-G, Hara's R3D-18) or 16."""
+    st = 16 if name == "r3d18_hara" else 8
+    s = 32 if name in ("s3dg", "r3d18_hara") else 16
+    return math.ceil(t / st), math.ceil(h / s), math.ceil(w / s)
 
 
 # --- parameter counts against published architectures ---------------------------------------------
@@ -46,6 +59,17 @@ S3D_CLASSIFIER_400 = 1024 * 400 + 400  # torchvision S3D's nn.Conv3d(1024, 400, 
 
 def test_r3d18_trunk_is_torchvision_r3d_18_without_fc():
     assert n_params(R3D18()) == TV_R3D_18 - RESNET_FC_400 == 33_166_272
+
+
+# Hara et al.'s 3D-ResNet-18 as RSPNet released it (PeihaoChen/RSPNet models/resnet.py, vendored from
+# kenshohara/3D-ResNets-PyTorch at 4e2195c): resnet18(num_classes=400), default shortcut_type 'B',
+# counted by instantiating that released code. It includes its nn.Linear(512, 400) fc; the trunk here
+# has none. (Hara et al., CVPR 2018, report 33.2M for ResNet-18.)
+HARA_RESNET18_400 = 33_409_104
+
+
+def test_r3d18_hara_trunk_is_released_resnet18_without_fc():
+    assert n_params(HaraR3D18()) == HARA_RESNET18_400 - RESNET_FC_400 == 33_203_904
 
 
 def test_r2plus1d18_trunk_is_torchvision_r2plus1d_18_without_fc():
@@ -96,7 +120,7 @@ def test_c3d_conv_part():
 
 
 def test_registry_and_interface_attributes():
-    assert set(BACKBONES) == {"s3dg", "c3d", "r3d18", "r3d10", "r2plus1d18", "r2plus1d10"}
+    assert set(BACKBONES) == {"s3dg", "c3d", "r3d18", "r3d18_hara", "r3d10", "r2plus1d18", "r2plus1d10"}
     for name, cls in BACKBONES.items():
         model = built(name)
         assert isinstance(model, cls) and isinstance(model.out_channels, int)
@@ -157,6 +181,41 @@ def test_gradients_reach_the_first_conv(name):
     assert first_conv.weight.grad is not None
     assert torch.isfinite(first_conv.weight.grad).all() and first_conv.weight.grad.abs().sum() > 0
     assert all(p.grad is not None for p in model.parameters())  # no dead modules
+
+
+# --- Hara et al.'s 3D-ResNet-18 (RSPNet's released ResNet-18) -----------------------------------------
+
+
+def test_r3d18_hara_stem_is_7x7x7_conv_then_max_pool():
+    stem = HaraR3D18(width=16).stem
+    conv, pool = stem[0], stem[-1]
+    assert isinstance(conv, nn.Conv3d) and isinstance(pool, nn.MaxPool3d)
+    assert (conv.kernel_size, conv.stride, conv.padding) == ((7, 7, 7), (1, 2, 2), (3, 3, 3))
+    assert (pool.kernel_size, pool.stride, pool.padding) == (3, 2, 1)
+    assert HaraR3D18(width=16, temporal_stride=False).stem[-1].stride == (1, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "size, out",
+    [
+        ((2, 3, 16, 112, 112), (2, 512, 1, 4, 4)),
+        ((1, 3, 17, 119, 101), (1, 512, 2, 4, 4)),
+        ((1, 3, 1, 1, 1), (1, 512, 1, 1, 1)),
+    ],
+    ids=["16x112x112", "odd", "min_input"],
+)
+def test_r3d18_hara_output_at_t_16_s_32(size, out):
+    assert HaraR3D18.min_input == (1, 1, 1)
+    with torch.no_grad():
+        assert built("r3d18_hara").forward_features(torch.randn(*size)).shape == out
+
+
+def test_r3d18_hara_narrow_and_without_temporal_stride():
+    model = HaraR3D18(width=16, temporal_stride=False).eval()
+    assert model.out_channels == 128
+    with torch.no_grad():
+        assert model.forward_features(torch.randn(1, 3, 9, 67, 67)).shape == (1, 128, 9, 3, 3)
+        assert HaraR3D18(width=16).eval().forward_features(torch.randn(1, 3, 9, 67, 67)).shape == (1, 128, 1, 3, 3)
 
 
 # --- SpeedNet's S3D-G -------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ key encoder, and the key queue (its gradients, its ring, its keys from every ran
 
 from __future__ import annotations
 
+import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -172,3 +174,57 @@ def test_keys_from_every_rank_enter_every_rank_queue_even_in_unequal_numbers(tmp
     assert torch.equal(states[0]["keys"], states[1]["keys"]) and states[0]["ptr"].item() == 3
     h = 2**-0.5
     assert torch.allclose(states[0]["keys"][:3], torch.tensor([[1.0, 0], [0, 1], [h, h]]))  # rank 0, rank 1
+
+
+# --- A-VID as released: both other clips are positives -------------------------------------------
+
+
+def _nce_by_hand(q: torch.Tensor, k: torch.Tensor, negatives: torch.Tensor, tau: float) -> torch.Tensor:
+    q, k = nn.functional.normalize(q, dim=1), nn.functional.normalize(k, dim=1)
+    positive = (q * k).sum(1) / tau
+    return (torch.logsumexp(torch.cat([positive[:, None], q @ negatives.t() / tau], 1), 1) - positive).mean()
+
+
+def test_avid_sums_an_infonce_term_for_c_j_and_for_c_k_and_queues_c_k():
+    """The released MoCoDiffLossTwoFc: ce(logits1) + ce(logits2), c_j's and c_k's keys both positives
+    of c_i against the queue; c_k's key enqueued. Checked against a computation from the parts."""
+    model = _tiny_rspnet(motion="none", appearance="avid", bn_groups=1)
+    video, batch = _triplets(4)
+    negatives = model.queue.keys.clone()
+    out = model(video, batch)
+    with torch.no_grad():
+        q = model.g_a(model.backbone(video[0::3]))
+        keys = model.key_g_a(model.key_backbone(torch.cat([video[1::3], video[2::3]])))
+        k_j, k_k = keys[:4], keys[4:]
+    expected = _nce_by_hand(q, k_j, negatives, model.tau) + _nce_by_hand(q, k_k, negatives, model.tau)
+    assert out["loss_a"].item() == pytest.approx(expected.item(), rel=1e-4)
+    assert torch.allclose(model.queue.keys[:4], nn.functional.normalize(k_k, dim=1), atol=1e-5)
+
+
+def test_avid_coin_option_takes_one_of_c_j_and_c_k_per_video():
+    model = _tiny_rspnet(motion="none", appearance="avid", bn_groups=1, avid_positives="coin")
+    video, batch = _triplets(4)
+    negatives = model.queue.keys.clone()
+    out = model(video, batch)
+    with torch.no_grad():
+        q = model.g_a(model.backbone(video[0::3]))
+        keys = model.key_g_a(model.key_backbone(torch.cat([video[1::3], video[2::3]]))).view(2, 4, -1)
+    terms = [
+        [_nce_by_hand(q[i : i + 1], keys[c, i : i + 1], negatives, model.tau).item() for c in (0, 1)] for i in range(4)
+    ]
+    choices = itertools.product((0, 1), repeat=4)
+    # each video's term is its c_j's or its c_k's (the coin's pick), one term, not their sum
+    assert any(
+        out["loss_a"].item() == pytest.approx(np.mean([t[c] for t, c in zip(terms, pick)]), rel=1e-4)
+        for pick in choices
+    )
+    assert int(model.queue.ptr) == 4  # one key per video queued
+
+
+def test_rsp_refuses_triplets_whose_speeds_are_not_rsp_labels():
+    """A plan drawing each clip's speed on its own (mode "avid") must not feed RSP silently."""
+    model = _tiny_rspnet()
+    video, _ = _triplets(2)
+    wrong = Batch.of_roles(video, ["anchor", "positive", "negative"] * 2, speeds=[1.0, 2.0, 2.0, 1.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="c_j at c_i's speed"):
+        model(video, wrong)

@@ -303,13 +303,46 @@ def test_too_short_videos_follow_the_stated_policy(synthetic_shards):
     assert batch.indices.max() == frames - 1  # padded with the last frame, never past it
 
 
-def test_positive_and_negative_share_their_crop_and_flip():
+def test_positive_and_negative_share_every_spatial_and_colour_parameter():
+    """c_k is cut from c_j's augmented clip in the released code: same crop, flip, jitter, grayscale
+    and blur; the anchor c_i draws its own."""
     rng = np.random.default_rng(0)
+    cfg = AugmentConfig("rspnet", jitter_p=0.8, blur_p=0.5)  # draws that can differ in every field
+    anchor_differs = 0
     for _ in range(20):
         clips = rspnet_plan(100, rng)
-        params = sample_params(AugmentConfig("rspnet"), 240, 320, clips, 112, rng)
-        anchor, positive, negative = params.matrix.reshape(3, 16, 2, 3)[:, 0]
-        assert np.array_equal(positive, negative) and not np.array_equal(anchor, positive)
+        p = sample_params(cfg, 240, 320, clips, 112, rng)
+        fields = [
+            p.matrix.reshape(3, 16, 6),
+            p.hsv.reshape(3, 16, 3),
+            p.contrast.reshape(3, 16),
+            p.sigma.reshape(3, 16),
+        ]
+        for field in fields:
+            assert np.array_equal(field[1], field[2])
+        anchor_differs += all(not np.array_equal(field[0], field[1]) for field in fields[:3])
+    assert anchor_differs >= 15
+
+
+def test_positive_and_negative_pixels_agree_where_they_show_the_same_frame(synthetic_shards):
+    """Through the DALI graph: c_j (1x) and c_k (2x) start at the same frame (``shared_start``), so
+    under shared augmentation their first frames are the same pixels; c_i's are not."""
+    loader = VideoLoader(
+        synthetic_shards,
+        plan="rspnet",
+        plan_options={"T": 4, "shared_start": True},
+        batch_size=2,
+        device="cpu",
+        normalise_pixels=False,
+        augment=AugmentConfig("rspnet", base=64, out=48, jitter_p=0.8, blur_p=0.5),
+    )
+    batch = next(iter(loader))
+    video = batch.video.reshape(2, 3, *batch.video.shape[1:])
+    indices = batch.indices.reshape(2, 3, -1)
+    for clips, frames in zip(video, indices):
+        assert frames[1, 0] == frames[2, 0]
+        assert torch.equal(clips[1, 0], clips[2, 0])
+        assert not torch.equal(clips[0, 0], clips[1, 0])
 
 
 def test_folding_the_resize_into_the_crop_gives_the_same_geometry(synthetic_shards):
@@ -421,30 +454,40 @@ def test_a_graph_error_is_raised_not_blamed_on_the_data(synthetic_shards, monkey
     assert loader.dropped == []
 
 
-def test_augmentation_draws_follow_the_recipe():
-    """Over many draws, RSPNet's recipe gives its stated rates and ranges (MoCo v2's recipe, as the
-    authors' code): crop area 0.4 to 1 of the frame, aspect 3/4 to 4/3, flip 0.5, jitter 0.8,
-    grayscale 0.2, blur 0.5; SpeedNet's one size per batch is uniform over [64, 336]."""
-    cfg, rng = AugmentConfig("rspnet"), np.random.default_rng(0)
+@pytest.mark.parametrize(
+    "overrides,jitter_p,hue,blur_p",
+    [({}, 1.0, 0.4, 0.0), ({"jitter": (0.4, 0.4, 0.4, 0.1), "jitter_p": 0.8, "blur_p": 0.5}, 0.8, 0.1, 0.5)],
+    ids=["released", "aug_plus"],
+)
+def test_augmentation_draws_follow_the_recipe(overrides, jitter_p, hue, blur_p):
+    """Over many draws, RSPNet's recipe gives its stated rates and ranges: the released default
+    (crop area 0.4 to 1, aspect 3/4 to 4/3, flip 0.5, jitter always with hue 0.4, grayscale 0.2, no
+    blur) and the released aug_plus (jitter 0.8 with hue 0.1, blur 0.5 at sigma 1.5); SpeedNet's one
+    size per batch is uniform over [64, 336]."""
+    cfg, rng = AugmentConfig("rspnet", **overrides), np.random.default_rng(0)
     h, w, n = 128, 170, 4000
-    boxes, flips, jitter, gray, blur = [], 0, 0, 0, 0
+    boxes, flips, jitter, gray, blur, hues, sigmas = [], 0, 0, 0, 0, [], set()
     for _ in range(n):
         clips = rspnet_plan(100, rng, T=1)
         p = sample_params(cfg, h, w, clips[:1], 112, rng)  # the anchor alone: one crop, one colour draw
         (sx, _, _), (_, sy, _) = p.matrix[0]
         boxes.append((abs(sx) * 112, sy * 112))  # the source box's width and height
         flips += sx < 0
-        hue, sat, val = p.hsv[0]
+        hue_shift, sat, val = p.hsv[0]
         jitter += val != 1.0
+        hues.append(hue_shift)
         gray += sat == 0.0
         blur += p.sigma[0] > 0
+        sigmas.add(float(p.sigma[0]))
     cw, ch = np.array(boxes).T
     area, aspect = cw * ch / (h * w), cw / ch
     assert area.min() >= 0.4 - 1e-6 and area.max() <= 1 + 1e-6
     assert np.quantile(area, 0.05) < 0.45 and np.quantile(area, 0.95) > 0.8  # the whole range, not one scale
     assert aspect.min() >= 3 / 4 - 1e-6 and aspect.max() <= 4 / 3 + 1e-6
-    for count, p in ((flips, 0.5), (jitter, 0.8), (gray, 0.2), (blur, 0.5)):
-        assert abs(count / n - p) < 4 * np.sqrt(p * (1 - p) / n), (count / n, p)  # within 4 standard errors
+    for count, p in ((flips, 0.5), (jitter, jitter_p), (gray, 0.2), (blur, blur_p)):
+        assert abs(count / n - p) <= 4 * np.sqrt(p * (1 - p) / n), (count / n, p)  # within 4 standard errors
+    assert max(np.abs(hues)) <= hue * 360 and max(np.abs(hues)) > 0.95 * hue * 360
+    assert sigmas <= {0.0, 1.5}  # the released kernel's one sigma
     sides = [batch_size_draw(AugmentConfig("speednet"), rng) for _ in range(n)]
     assert min(sides) == 64 and max(sides) == 336 and np.mean(sides) == pytest.approx(200, abs=3)
 
@@ -483,5 +526,14 @@ def test_the_graph_applies_the_drawn_flip_grayscale_and_blur(synthetic_shards):
     def roughness(x: torch.Tensor) -> float:
         return float((x[:, 1:] - x[:, :-1]).abs().mean() + (x[:, :, 1:] - x[:, :, :-1]).abs().mean())
 
-    assert roughness(blurred) < 0.8 * roughness(plain)
+    assert roughness(blurred) < 0.9 * roughness(plain)  # a 3x3 kernel smooths mildly
     assert psnr(blurred.numpy(), plain.numpy()) > 20  # smoothed, not moved
+    # the released kernel: 3x3 taps of a sigma-1.5 Gaussian (inside the border), not DALI's wider default
+    taps = np.exp(-(np.arange(-1, 2) ** 2) / (2 * 1.5**2))
+    kernel = torch.tensor(np.outer(taps, taps) / np.outer(taps, taps).sum())
+    T, H, W, C = plain.shape
+    planes = plain.permute(0, 3, 1, 2).reshape(T * C, 1, H, W)
+    by_hand = torch.nn.functional.conv2d(planes, kernel[None, None]).reshape(T, C, H - 2, W - 2).permute(0, 2, 3, 1)
+    assert (blurred[:, 1:-1, 1:-1] - by_hand).abs().mean() < 1.0
+    wide = _one_clip(synthetic_shards, blur_p=1.0, blur_kernel=0)[:, 1:-1, 1:-1]
+    assert (wide - by_hand).abs().mean() > 2.0

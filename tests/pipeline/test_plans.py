@@ -48,6 +48,10 @@ kwargs_st = st.one_of(
         ),
     ),
     st.tuples(st.just("supervised"), st.fixed_dictionaries({"rate": st.sampled_from([1.0, 1.5, 2.0])})),
+    st.tuples(
+        st.just("speedtest"),
+        st.fixed_dictionaries({"n": st.integers(1, 20), "rates": st.sampled_from([(1, 2), (1, 1.5, 2), (1, 4)])}),
+    ),
 )
 
 
@@ -329,18 +333,39 @@ def test_speednet_uniform_p_zero_keeps_the_papers_draws():
 # --- SpeedNet's test plan (jobs.evaluate speed) --------------------------------------------------
 
 
-@given(frames=st.integers(31, 400), n=st.integers(1, 5), T=st.sampled_from([8, 16]))
-def test_speed_test_plan_plays_the_same_stretch_at_1x_and_uniformly_at_2x(frames, n, T):
+@given(frames=st.integers(1, 400), n=st.integers(1, 25), T=st.sampled_from([1, 8, 16]))
+def test_speed_test_positions_are_evenly_spaced_across_the_whole_video_once_each(frames, n, T):
+    """Starts run from the first frame to where the 2x clip ends on the last, evenly spaced, each
+    distinct start once (min(n, frames - span + 1) of them), the 1x and the 2x clip from each."""
     clips = speed_test_plan(frames, T=T, n=n)
-    assert len(clips) == 2 * n
+    span = min_frames("speedtest", T)
+    assert len(clips) % 2 == 0
+    starts = [normal.indices[0] for normal in clips[0::2]]
+    assert starts[0] == 0 and starts == sorted(set(starts))  # from the start, increasing, none twice
+    assert len(starts) == min(n, max(frames - span, 0) + 1)
+    if frames >= span:
+        if n > 1:
+            assert clips[-1].indices[-1] == frames - 1  # the last 2x clip ends on the video's last frame
+        if len(starts) > 1:
+            gap = (frames - span) / (len(starts) - 1)  # rounding leaves each gap within a frame of it
+            assert set(np.diff(starts)) <= {int(np.floor(gap)), int(np.ceil(gap))}
+        if n > frames - span:  # more positions than the video has: every start, once
+            assert starts == list(range(frames - span + 1))
     for normal, fast in zip(clips[0::2], clips[1::2]):
         assert (normal.role, fast.role, normal.speed, fast.speed) == ("normal", "sped_up", 1.0, 2.0)
-        assert normal.indices[0] == fast.indices[0]
-        assert np.all(np.diff(normal.indices) == 1) or frames < min_frames("speedtest", T)
-        if frames >= min_frames("speedtest", T):
-            assert np.all(np.diff(fast.indices) == 2) and fast.indices[-1] < frames
+        assert normal.indices[0] == fast.indices[0]  # the same stretch at both rates
+        assert all(0 <= i < frames for i in normal.indices + fast.indices)
+        if frames >= span:  # no padding: consecutive at 1x, every second frame at 2x
+            assert set(np.diff(normal.indices)) <= {1} and set(np.diff(fast.indices)) <= {2}
+
+
+def test_speed_test_positions_of_a_typical_and_a_short_video():
+    # 65 frames (2.6 s at 25 fps), T = 16: the 2x clip spans 31 frames, starts 0 .. 34
+    assert [c.indices[0] for c in speed_test_plan(65, T=16)[0::2]] == [0, 4, 8, 11, 15, 19, 23, 26, 30, 34]
+    assert [c.indices[0] for c in speed_test_plan(35, T=16)[0::2]] == [0, 1, 2, 3, 4]  # 5 distinct, not 10
+    assert len(speed_test_plan(65, T=16, n=1)) == 2 and speed_test_plan(65, T=16, n=1)[0].indices[0] == 0
 
 
 def test_speed_test_plan_never_reads_past_the_end_of_short_videos():
     clips = speed_test_plan(20, T=16)
-    assert all(max(c.indices) <= 19 for c in clips)  # padded with the last frame, not black
+    assert len(clips) == 2 and all(max(c.indices) <= 19 for c in clips)  # one padded pair, not black

@@ -1,8 +1,26 @@
-"""Config overrides that make the tiny configs tinier still, for tests (seconds, not minutes)."""
+"""Config overrides that make the tiny configs tinier still, for tests (seconds, not minutes), and
+the check that a paper config names the source of each value."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+SOURCE_TAG = re.compile(r"\[(paper|released|speednet|rspnet|ours)\b")
+
+
+def unsourced_values(path: Path) -> list[str]:
+    """The lines of a paper config that set a value without naming its source: a tag such as
+    [paper] or [released] in the line's comment or the comment line just above it."""
+    unsourced, previous = [], ""
+    for line in path.read_text().splitlines():
+        assignment = re.match(r"^(\w+) = ", line)
+        if assignment and assignment.group(1) not in ("shards", "method"):
+            comment = line.partition("#")[2] or previous
+            if not SOURCE_TAG.search(comment):
+                unsourced.append(line)
+        previous = line if line.startswith("#") else ""
+    return unsourced
 
 
 def tiny(name: str, shards: Path, **extra) -> list[str]:

@@ -4,14 +4,13 @@ paper's stated values as a variant."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from jobs.finetune.setup import CONFIG_DIR, _check_architecture, load_config
 from jobs.pretrain.config import load
 from models.classifier import Classifier
 from models.pretext import build_pretext
+from tests.support.configs import unsourced_values
 
 SHIPPED = sorted(CONFIG_DIR.glob("*.toml"))
 PAPER = [p for p in SHIPPED if not p.stem.startswith("tiny")]
@@ -35,16 +34,7 @@ def test_each_paper_config_fits_the_checkpoints_of_its_pretraining_config(path):
 
 @pytest.mark.parametrize("path", PAPER, ids=lambda p: p.stem)
 def test_every_value_of_a_paper_config_names_its_source(path):
-    unsourced = []
-    previous = ""
-    for line in path.read_text().splitlines():
-        assignment = re.match(r"^(\w+) = ", line)
-        if assignment and assignment.group(1) not in ("shards", "method"):
-            comment = line.partition("#")[2] or previous  # on the line, or the comment line above it
-            if not re.search(r"\[(paper|released|speednet|rspnet|ours)\b", comment):
-                unsourced.append(line)
-        previous = line if line.startswith("#") else ""
-    assert not unsourced, f"values without a source in {path.name}: {unsourced}"
+    assert not (unsourced := unsourced_values(path)), f"values without a source in {path.name}: {unsourced}"
 
 
 @pytest.mark.parametrize("path", [p for p in PAPER if p.stem.startswith("rspnet")], ids=lambda p: p.stem)

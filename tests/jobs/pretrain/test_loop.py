@@ -88,23 +88,24 @@ def test_speednet_loss_falls_and_the_checkpoint_evaluates(synthetic_splits, tmp_
     assert state["step"] == 120 and state["loader"]["seed"] == 0
     assert (
         evaluate_main(
-            [str(path), "speed", "--shards", str(synthetic_splits / "test"), "--size", "64", "--frames", "16", "--json"]
+            [str(path), "speed", "--shards", str(synthetic_splits / "test"), "--size", "64", "--frames", "16"]
+            + ["--positions", "2", "--json"]
         )
         == 0
     )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["clips"] == 2 * 12
+    assert result["clips"] == 2 * 2 * 12  # 2 positions x (1x, 2x) x 12 videos
     # the command scores the checkpoint's own network: the same accuracy as scoring it directly
     model = load_trained(path).pretext
     assert (
         result["speed_accuracy"]
-        == speed_accuracy(model.net, synthetic_splits / "test", T=16, size=64)["speed_accuracy"]
+        == speed_accuracy(model.net, synthetic_splits / "test", T=16, size=64, clips_per_video=2)["speed_accuracy"]
     )
     # The scoring itself: a network that always says "sped up" is right on exactly the sped-up half,
     # one that reads the truth off the clip's motion would be right on all.
-    always = speed_accuracy(lambda v: torch.ones(len(v)), synthetic_splits / "test", T=16, size=64)
-    assert always["speed_accuracy"] == 0.5 and always["clips"] == 24
-    truth = speed_accuracy(_frame_step_oracle, synthetic_splits / "test", T=16, size=64)
+    always = speed_accuracy(lambda v: torch.ones(len(v)), synthetic_splits / "test", T=16, size=64, clips_per_video=2)
+    assert always["speed_accuracy"] == 0.5 and always["clips"] == 48
+    truth = speed_accuracy(_frame_step_oracle, synthetic_splits / "test", T=16, size=64, clips_per_video=2)
     assert truth["speed_accuracy"] > 0.9
 
 

@@ -90,7 +90,8 @@ def test_adaptive_speedup_video_shows_the_frames_S_picks(
     assert json.loads(capsys.readouterr().out)["s_rate"] == pytest.approx(2, rel=1e-9)
     (S,) = solved
     slow = truth["slow_start"]
-    assert S[slow + 16 :].min() > 1.5 * S[: slow - 16].max()  # the oracle's answer: the slow half can go faster
+    # the oracle's answer: the slow half can go faster (a flat S would give 1.0)
+    assert S[slow + 16 :].min() > 1.4 * S[: slow - 16].max()
 
     source = ffmpeg_frames(ffmpeg, truth["path"])
     adaptive = _source_frames(ffmpeg_frames(ffmpeg, out), source)
