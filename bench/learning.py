@@ -86,6 +86,16 @@ def make_data(
     return work / "train-shards" / "train", work / "heldout-shards"
 
 
+SPLITS = ("train", "test")  # the held-out set's two splits, both scored
+
+
+def _over_splits(results: list[dict], measure: str, count: str) -> dict:
+    """One accuracy over several evaluations: their ``measure`` weighted by their ``count``, and the
+    total ``count``."""
+    total = sum(r[count] for r in results)
+    return {measure: sum(r[measure] * r[count] for r in results) / total, count: total}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.learning", description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=Path("bench-out/learning"), help="data and runs (default %(default)s)")
@@ -106,12 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     train(sn_config, sn_dir)
     speednet = load_trained(checkpoint.path_for(sn_dir, args.speednet_steps)).pretext
     size = 64  # inside the training sizes, as SpeedNet tests at 224 inside its [64, 336]
-    speed = {
-        split: speed_accuracy(speednet.net.to(device), heldout / split, size=size, clips_per_video=2, device=device)
-        for split in ("train", "test")
-    }
-    clips = sum(s["clips"] for s in speed.values())
-    accuracy = sum(s["speed_accuracy"] * s["clips"] for s in speed.values()) / clips
+    speed = _over_splits(
+        [speed_accuracy(speednet.net.to(device), heldout / s, size=size, positions=2, device=device) for s in SPLITS],
+        "speed_accuracy",
+        "clips",
+    )
+    accuracy, clips = speed["speed_accuracy"], speed["clips"]
 
     rsp_config = load("tiny_rspnet", sets + [f"optim.max_steps={args.rspnet_steps}"])
     train(rsp_config, rsp_dir)
@@ -136,11 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     baseline = retrieval(random_init.backbone.to(device), heldout / "test", heldout / "train", size=out, device=device)
     T = rsp_config.data.plan_options.get("T", 16)
 
-    def rsp_test(model) -> dict:
-        """The relative-speed test over every held-out video (both splits)."""
-        parts = [rsp_accuracy(model.to(device), heldout / s, T=T, size=out, device=device) for s in ("train", "test")]
-        videos = sum(p["videos"] for p in parts)
-        return {"rsp_accuracy": sum(p["rsp_accuracy"] * p["videos"] for p in parts) / videos, "videos": videos}
+    def rsp_test(model) -> dict:  # over every held-out video
+        parts = [rsp_accuracy(model.to(device), heldout / s, T=T, size=out, device=device) for s in SPLITS]
+        return _over_splits(parts, "rsp_accuracy", "videos")
 
     rsp = {"cold": rsp_test(rspnet), "warm": rsp_test(warm_model), "random_init": rsp_test(random_init)}
 

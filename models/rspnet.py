@@ -51,7 +51,7 @@ from torch import nn
 from models.base import Backbone
 from models.heads import projection_head
 from objectives.avid import info_nce
-from objectives.rsp import rsp_loss, speed_classification_loss
+from objectives.rsp import ranked_right, rsp_loss, speed_classification_loss
 
 ROLES = ("anchor", "positive", "negative")
 
@@ -138,8 +138,7 @@ class RSPNet(nn.Module):
             with torch.no_grad():
                 m_j, m_k = self.key_g_m(keys[:, 0]), self.key_g_m(keys[:, 1])
             out["loss_m"] = rsp_loss(m_i, m_j, m_k, self.gamma, scale=self.rsp_scale)
-            same = nn.functional.cosine_similarity(m_i, m_j)
-            out["rsp_acc"] = (same > nn.functional.cosine_similarity(m_i, m_k)).float().mean()
+            out["rsp_acc"] = ranked_right(m_i, m_j, m_k).float().mean()
             losses.append(out["loss_m"])
         elif self.motion == "sp":
             logits = self.g_m(x)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.shards,
                 T=args.frames,
                 size=args.size or 224,
-                clips_per_video=args.positions or POSITIONS,
+                positions=args.positions or POSITIONS,
                 device=device,
                 progress=True,
             )

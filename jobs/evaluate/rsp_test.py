@@ -10,9 +10,9 @@ draws are seeded, so a model scores the same on every run.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
+from objectives.rsp import ranked_right
 from pipeline.loader import eval_loader
 
 
@@ -38,8 +38,6 @@ def rsp_accuracy(
     for batch in tqdm(loader, desc="RSP test", disable=not progress):
         m = rspnet.g_m(rspnet.backbone(batch.video.to(device)))
         m = m.view(-1, 3, m.shape[1])  # rows: the plan's anchor, positive, negative per video
-        same = F.cosine_similarity(m[:, 0], m[:, 1], dim=1)
-        other = F.cosine_similarity(m[:, 0], m[:, 2], dim=1)
-        right += int((same > other).sum())
+        right += int(ranked_right(m[:, 0], m[:, 1], m[:, 2]).sum())
         total += len(m)
     return {"rsp_accuracy": right / total, "videos": total, "dropped": len(loader.dropped)}

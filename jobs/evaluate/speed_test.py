@@ -21,19 +21,19 @@ def speed_accuracy(
     T: int = 16,
     size: int = 224,
     batch_size: int = 2,
-    clips_per_video: int = POSITIONS,
+    positions: int = POSITIONS,
     max_clips: int = 16,
     device: str = "cpu",
     progress: bool = False,
 ) -> dict:
     """Normal-vs-2x accuracy of a SpeedNet (``(N, C, T, H, W) -> (N,)`` logits) on ``shards``.
 
-    ``clips_per_video``: evenly spaced positions per video, each giving a 1x and a 2x clip (fewer on
+    ``positions``: evenly spaced positions per video, each giving a 1x and a 2x clip (fewer on
     a video with fewer distinct positions; see ``speed_test_plan``). ``batch_size`` videos are
     decoded together and pass the network ``max_clips`` clips at a time, so more positions do not
     raise the peak memory of a forward pass. Every clip counts once: "clips" is the total scored.
     """
-    options = {"T": T, "n": clips_per_video}
+    options = {"T": T, "n": positions}
     loader = eval_loader(shards, "speedtest", options, size=size, batch_size=batch_size, device=device)
     right = total = 0
     for batch in tqdm(loader, desc="speed test", disable=not progress):

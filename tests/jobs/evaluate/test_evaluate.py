@@ -158,7 +158,7 @@ def test_speed_command_scores_each_position_of_each_video(synthetic_splits, tiny
         results[positions] = json.loads(capsys.readouterr().out)
     assert results[None]["clips"] == 2 * 10 * 8 and results[3]["clips"] == 2 * 3 * 8
     net = load_trained(tiny_speednet_checkpoint).pretext.net
-    direct = speed_accuracy(net, test, T=8, size=32, clips_per_video=3, max_clips=6)  # passes of 3 pairs
+    direct = speed_accuracy(net, test, T=8, size=32, positions=3, max_clips=6)  # passes of 3 pairs
     assert results[3] == direct | {"speed_accuracy": pytest.approx(direct["speed_accuracy"])}
 
 

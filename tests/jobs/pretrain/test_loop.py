@@ -99,13 +99,13 @@ def test_speednet_loss_falls_and_the_checkpoint_evaluates(synthetic_splits, tmp_
     model = load_trained(path).pretext
     assert (
         result["speed_accuracy"]
-        == speed_accuracy(model.net, synthetic_splits / "test", T=16, size=64, clips_per_video=2)["speed_accuracy"]
+        == speed_accuracy(model.net, synthetic_splits / "test", T=16, size=64, positions=2)["speed_accuracy"]
     )
     # The scoring itself: a network that always says "sped up" is right on exactly the sped-up half,
     # one that reads the truth off the clip's motion would be right on all.
-    always = speed_accuracy(lambda v: torch.ones(len(v)), synthetic_splits / "test", T=16, size=64, clips_per_video=2)
+    always = speed_accuracy(lambda v: torch.ones(len(v)), synthetic_splits / "test", T=16, size=64, positions=2)
     assert always["speed_accuracy"] == 0.5 and always["clips"] == 48
-    truth = speed_accuracy(_frame_step_oracle, synthetic_splits / "test", T=16, size=64, clips_per_video=2)
+    truth = speed_accuracy(_frame_step_oracle, synthetic_splits / "test", T=16, size=64, positions=2)
     assert truth["speed_accuracy"] > 0.9
 
 
