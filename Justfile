@@ -100,7 +100,7 @@ bench-shard *args:
 bench-shard-codecs *args:
     {{python}} -m bench.codecs "$@"
 
-# Loader clips/s against a PyAV DataLoader baseline and a sequential-decode ceiling, same shards
+# Both loader paths' clips/s against a naive and a seeking PyAV DataLoader and a sequential-decode ceiling, same shards
 bench-loader *args:
     {{python}} -m bench.loader "$@"
 

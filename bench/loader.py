@@ -1,20 +1,24 @@
-"""``python -m bench.loader``: training clips per second of the DALI loader, against two references.
+"""``python -m bench.loader``: training clips per second of the loader's two paths, against two
+baselines and a ceiling, on the same shards, in one run.
 
-All three read the same stored streams, with RSPNet's plan (3 clips of 16 frames at 1x/2x per
-video) and a 112 px crop, using every core:
+All read the same stored streams with RSPNet's plan (3 clips of 16 frames at 1x/2x per video) and a
+112 px crop, using every core:
 
-- the loader: ``VideoLoader`` (DALI; CPU backend here, NVDEC where a GPU is);
-- the baseline users write today: a torch ``DataLoader`` with one worker per core whose dataset opens
-  each video file with PyAV, decodes from the start up to the last planned frame, converts to RGB,
-  and resizes and crops in torch (as RSPNet's and most public loaders do);
-- the ceiling: every core decoding whole streams with PyAV, one after another, nothing else;
-- and, to split the loader's gap to the ceiling between decoding and augmentation, DALI's decoder
-  alone on the same plans (the loader with free augmentation).
+- the CPU path: ``VideoLoader(decoder="pyav")``: PyAV with keyframe seeks, torch augmentation;
+- the DALI CPU graph: ``VideoLoader(decoder="dali")`` (the GPU path's graph, with DALI's CPU decoder);
+- the naive baseline: a torch ``DataLoader`` (one worker per core) whose dataset opens each loose
+  video file with PyAV, decodes from the start to the last planned frame, converts every frame to
+  RGB, and resizes and crops in torch;
+- the careful baseline: the same, but seeking to the keyframe before each clip (as RSPNet's released
+  code does with decord), decoding only to the clip's end, and cropping before resizing;
+- the ceiling: every core decoding whole streams with PyAV, one after another, nothing else.
 
-"decoded frames" counts what a decoder must decode for a clip: every frame up to the last one it
-needs (neither DALI's CPU decoder nor the baseline seeks). The last line is
-``clips_per_s=<x> baseline_ratio=<y> ceiling_ratio=<z>`` for the default configuration (antialiased
-resize); a second row shows ``antialias=False``, which folds the resize into the crop.
+"decoded frames" counts what a decoder decodes: the CPU path's own count; every frame up to the last
+planned one for DALI's CPU decoder and the naive baseline (neither seeks); from each clip's keyframe
+for the careful one. Then, in one process: the decoded frames and time of three decoding strategies on
+the same plans (from the start; a seek per clip; the CPU path's runs), and what each stage of the CPU
+path costs. Last line: ``clips_per_s=<x> baseline_ratio=<y> ceiling_ratio=<z> careful_ratio=<w>``
+for the CPU path.
 """
 
 from __future__ import annotations
@@ -32,10 +36,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.augment import AugmentConfig
+from pipeline.augment import random_resized_box
+from pipeline.cpu_batches import StepWork
 from pipeline.loader import VideoLoader
 from pipeline.plans import rspnet_plan
+from pipeline.seek_decode import PlannedDecode
 from pipeline.shards import ShardIndex, resolve_shards
+from pipeline.steps import Plan, StepPlanner
+from pipeline.torch_augment import augment_sample
 
 
 class NaiveDataset(torch.utils.data.Dataset):
@@ -70,69 +78,72 @@ class NaiveDataset(torch.utils.data.Dataset):
         return torch.stack(out), last + 1
 
 
-def run_loader(shards: Path, batch_size: int, batches: int, threads: int, antialias: bool) -> tuple[float, float]:
+class CarefulDataset(NaiveDataset):
+    """The baseline a careful user writes: per clip, seek to the keyframe before it, decode to its
+    end, convert those frames, crop the clip's box and resize only that (RSPNet's released loader,
+    with PyAV for decord)."""
+
+    def __getitem__(self, i: int):
+        path, frames = self.files[i]
+        rng = np.random.default_rng([self.seed, i])
+        clips, out, decoded = rspnet_plan(frames, rng), [], 0
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            per_frame = 1 / (stream.time_base * stream.average_rate)  # pts per frame (constant 25 fps)
+            for clip in clips:
+                first, last = min(clip.indices), max(clip.indices)
+                container.seek(int(first * per_frame), stream=stream, backward=True)
+                got = {}
+                for frame in container.decode(stream):
+                    n = round(frame.pts / per_frame)
+                    decoded += 1
+                    if n in clip.indices:
+                        got[n] = frame.to_ndarray(format="rgb24")
+                    if n >= last:
+                        break
+                x = torch.from_numpy(np.stack([got[j] for j in clip.indices])).permute(3, 0, 1, 2).float()
+                x0, y0, w, h = (int(v) for v in random_resized_box(*x.shape[-2:], (0.4, 1.0), (3 / 4, 4 / 3), rng))
+                x = F.interpolate(x[..., y0 : y0 + h, x0 : x0 + w], size=(112, 112), mode="bilinear", antialias=True)
+                out.append(x.flip(-1) if rng.random() < 0.5 else x)
+        return torch.stack(out), decoded
+
+
+def long_epoch(shards: Path, batch_size: int, batches: int, seed: int = 0) -> list[int]:
+    """Sample positions for one epoch of ``batches + 1`` batches, each video repeated as needed in
+    shuffled order: throughput is measured within an epoch, as in training at scale."""
+    n = len(ShardIndex(resolve_shards(shards)))
+    need = (batches + 1) * batch_size
+    return np.random.default_rng(seed).permutation(np.resize(np.arange(n), need)).tolist()
+
+
+def run_loader(shards: Path, decoder: str, batch_size: int, batches: int, workers: int) -> tuple[float, float]:
     loader = VideoLoader(
         shards,
         plan="rspnet",
         batch_size=batch_size,
         device="cpu",
-        num_threads=threads,
-        augment=AugmentConfig("rspnet", antialias=antialias),
+        num_threads=workers,
+        decoder=decoder,
+        samples=long_epoch(shards, batch_size, batches),
     )
-    clips = frames = done = 0
+    clips = frames = 0
     start = None
-    while done < batches:  # epochs, until enough batches were timed
-        for batch in loader:
-            if start is None:  # the first batch pays for building the pipeline
-                start = time.perf_counter()
-                continue
-            clips += len(batch)
-            frames += sum(int(batch.indices[batch.sample == s].max()) + 1 for s in batch.sample.unique())
-            done += 1
-            if done == batches:
-                break
-    return clips / (time.perf_counter() - start), frames / (time.perf_counter() - start)
-
-
-def run_decoder(shards: Path, batch_size: int, batches: int, threads: int) -> tuple[float, float]:
-    """DALI's CPU decoder alone, on RSPNet plans: each sample's distinct planned frames, nothing after."""
-    from nvidia.dali import fn, pipeline_def, types
-
-    index, rng = ShardIndex(resolve_shards(shards)), np.random.default_rng(0)
-    counts: list[tuple[int, int]] = []  # (clips, decoded frames) of each batch fed
-
-    def source(_info=None):
-        encoded, frames, clips, decoded = [], [], 0, 0
-        for pos in rng.choice(len(index), batch_size, replace=len(index) < batch_size):
-            meta, data = index.read(int(pos))
-            plan = rspnet_plan(meta.frames, rng)
-            wanted = np.unique(np.concatenate([c.indices for c in plan]))
-            encoded.append(np.frombuffer(data, np.uint8))
-            frames.append(wanted.astype(np.int32))
-            clips, decoded = clips + len(plan), decoded + int(wanted[-1]) + 1
-        counts.append((clips, decoded))
-        return encoded, frames
-
-    @pipeline_def(batch_size=batch_size, num_threads=threads, device_id=None)
-    def decode_only():
-        encoded, frames = fn.external_source(source=source, num_outputs=2, batch=True, dtype=[types.UINT8, types.INT32])
-        return fn.decoders.video(encoded, device="cpu", frames=frames, pad_mode="none")
-
-    pipe = decode_only()
-    pipe.build()
-    pipe.run()  # the first batch pays for building the pipeline
-    start = time.perf_counter()
-    for _ in range(batches):
-        pipe.run()
+    for batch in loader:
+        if start is None:  # the first batch pays for starting workers (or building the graph)
+            start, counted = time.perf_counter(), loader.decoded_frames
+            continue
+        clips += len(batch)
+        frames += sum(int(batch.indices[batch.sample == s].max()) + 1 for s in batch.sample.unique())
     seconds = time.perf_counter() - start
-    timed = counts[1 : 1 + batches]  # batches come out in the order they were fed
-    clips, decoded = (sum(c[i] for c in timed) for i in (0, 1))
-    return clips / seconds, decoded / seconds
+    loader.close()  # its workers would otherwise compete with what runs next
+    if decoder == "pyav":
+        frames = loader.decoded_frames - counted
+    return clips / seconds, frames / seconds
 
 
-def run_baseline(files: list[tuple[str, int]], batch_size: int, batches: int, workers: int) -> tuple[float, float]:
+def run_baseline(dataset, batch_size: int, batches: int, workers: int) -> tuple[float, float]:
     data = torch.utils.data.DataLoader(
-        NaiveDataset(files), batch_size=batch_size, shuffle=True, num_workers=workers, persistent_workers=True
+        dataset, batch_size=batch_size, shuffle=True, num_workers=workers, persistent_workers=True
     )
     clips = frames = seen = 0
     start = None
@@ -176,6 +187,64 @@ def loose_files(shards: Path, folder: Path) -> list[tuple[str, int]]:
     return files
 
 
+def decoding_strategies(shards: Path, samples: int) -> dict[str, tuple[int, float]]:
+    """(frames decoded, seconds) of decoding the same RSPNet plans' frames three ways, in one process:
+    from the start (DALI's CPU decoder), a seek per clip (the careful baseline), the CPU path's runs."""
+    index, rng = ShardIndex(resolve_shards(shards)), np.random.default_rng(1)
+    plans = []
+    for i in range(samples):
+        meta, data = index.read(i % len(index))
+        plans.append((data, meta.frames, [np.unique(c.indices) for c in rspnet_plan(meta.frames, rng)]))
+    ways = {
+        "from the start": lambda data, n, clips: [PlannedDecode(data, np.unique(np.concatenate(clips)), n, seek=False)],
+        "a seek per clip": lambda data, n, clips: [PlannedDecode(data, c, n) for c in clips],
+        "runs (the CPU path)": lambda data, n, clips: [PlannedDecode(data, np.unique(np.concatenate(clips)), n)],
+    }
+    out = {}
+    for name, way in ways.items():
+        start, decoded = time.perf_counter(), 0
+        for data, n, clips in plans:
+            for decode in way(data, n, clips):
+                decoded += decode.decoded
+                for _ in decode.chunks():
+                    pass
+        out[name] = (decoded, time.perf_counter() - start)
+    return out
+
+
+def stage_costs(shards: Path, batch_size: int, steps: int) -> dict[str, float]:
+    """Milliseconds per batch of each stage of the CPU path, in one process on one core."""
+    torch.set_num_threads(1)
+    index = ShardIndex(resolve_shards(shards))
+    augment = VideoLoader(shards, batch_size=batch_size, device="cpu").augment
+    planner = StepPlanner(index, Plan("rspnet"), augment, batch_size, seed=0, rank=0, world=1, shuffle=True)
+    work = StepWork(planner, normalise_pixels=True, blur=False)
+    costs = dict.fromkeys(("read and plan", "demux", "decode", "augment", "lay out"), 0.0)
+    for step in range(steps):
+        t0 = time.perf_counter()
+        prepared = planner.prepare(0, step % (len(index) // batch_size))
+        costs["read and plan"] += time.perf_counter() - t0
+        parts = 0.0
+        for i, encoded in enumerate(prepared.feeds["encoded"]):
+            mine = {name: values[i] for name, values in prepared.feeds.items()}
+            t0 = time.perf_counter()
+            decode = PlannedDecode(encoded.tobytes(), mine["frames"], prepared.info["video_frames"][i])
+            t1 = time.perf_counter()
+            planes = list(decode.chunks(64))
+            t2 = time.perf_counter()
+            into = torch.empty((3, 16, 3, 112, 112))
+            augment_sample(planes, mine, into, antialias=True, colour=True, blur_kernel=None)
+            t3 = time.perf_counter()
+            costs["demux"] += t1 - t0
+            costs["decode"] += t2 - t1
+            costs["augment"] += t3 - t2
+            parts += t3 - t0
+        t0 = time.perf_counter()
+        work.clips(prepared)  # all of it again: what is not decoding or augmenting is laying the batch out
+        costs["lay out"] += max(0.0, time.perf_counter() - t0 - parts)
+    return {k: 1000 * v / steps for k, v in costs.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.loader", description=__doc__.split("\n\n")[0])
     p.add_argument("--shards", help="a split folder of shards (default: the real-looking synthetic set made here)")
@@ -188,23 +257,34 @@ def main(argv: list[str] | None = None) -> int:
         shards = Path(args.shards) if args.shards else _synthetic_shards(tmp)
         files = loose_files(shards, tmp)
         ceiling = run_ceiling(files, args.workers)
-        base_clips, base_frames = run_baseline(files, args.batch_size, args.batches, args.workers)
-        clips, frames = run_loader(shards, args.batch_size, args.batches, args.workers, antialias=True)
-        fast_clips, fast_frames = run_loader(shards, args.batch_size, args.batches, args.workers, antialias=False)
-        dec_clips, dec_frames = run_decoder(shards, args.batch_size, args.batches, args.workers)
+        rows = {
+            "naive baseline": run_baseline(NaiveDataset(files), args.batch_size, args.batches, args.workers),
+            "careful baseline (seeks)": run_baseline(
+                CarefulDataset(files), args.batch_size, args.batches, args.workers
+            ),
+            "DALI CPU graph": run_loader(shards, "dali", args.batch_size, args.batches, args.workers),
+            "CPU path (pyav)": run_loader(shards, "pyav", args.batch_size, args.batches, args.workers),
+        }
+        strategies = decoding_strategies(shards, 24)
+        stages = stage_costs(shards, args.batch_size, 3)
     print(
         f"{len(files)} videos, batch {args.batch_size} videos (x3 clips), {args.batches} timed batches, "
         f"{args.workers} workers on {os.cpu_count()} cores"
     )
-    print(f"{'':>26}{'clips/s':>10}{'decoded frames/s':>18}")
+    print(f"{'':>26}{'clips/s':>10}{'decoded frames/s':>18}{'x naive':>9}{'of ceiling':>12}")
     print(f"{'ceiling (decode only)':>26}{'':>10}{ceiling:>18.0f}")
-    print(f"{'baseline (PyAV DataLoader)':>26}{base_clips:>10.1f}{base_frames:>18.0f}")
-    print(f"{'this loader (DALI CPU)':>26}{clips:>10.1f}{frames:>18.0f}")
-    print(f"{'  with antialias=False':>26}{fast_clips:>10.1f}{fast_frames:>18.0f}")
-    print(f"{'DALI decoder alone':>26}{dec_clips:>10.1f}{dec_frames:>18.0f}")
+    naive = rows["naive baseline"][0]
+    for name, (clips, frames) in rows.items():
+        print(f"{name:>26}{clips:>10.1f}{frames:>18.0f}{clips / naive:>9.2f}{frames / ceiling:>12.2f}")
+    print("decoding the same plans' frames, one process:")
+    for name, (decoded, seconds) in strategies.items():
+        print(f"{name:>26}{decoded:>10} frames{seconds:>8.2f} s")
+    print("CPU path per batch, one core: " + ", ".join(f"{k} {v:.0f} ms" for k, v in stages.items()))
+    clips, frames = rows["CPU path (pyav)"]
+    careful, dali = rows["careful baseline (seeks)"][0], rows["DALI CPU graph"][0]
     print(
-        f"clips_per_s={clips:.2f} baseline_ratio={clips / base_clips:.2f} ceiling_ratio={frames / ceiling:.2f} "
-        f"decoder_ceiling_ratio={dec_frames / ceiling:.2f}"
+        f"clips_per_s={clips:.2f} baseline_ratio={clips / naive:.2f} ceiling_ratio={frames / ceiling:.2f} "
+        f"careful_ratio={clips / careful:.2f} dali_ratio={clips / dali:.2f}"
     )
     return 0
 

@@ -1,5 +1,18 @@
 """The batch the loader hands the trainer (``Batch``), and how one step's batch is prepared in Python
-(``prepare_batch``: the DALI feeds, and the per-clip fields the ``Batch`` is made from).
+(``prepare_batch``: the feeds both decoders read, and the per-clip fields the ``Batch`` is made from).
+
+The feeds, one array per sample each (``FEEDS``), are the contract between the Python side and the
+two paths that apply them, the DALI graph (``pipeline.graph``) and the CPU path
+(``pipeline.torch_augment``):
+
+- ``encoded`` uint8: the stored video's bytes;
+- ``frames`` int32: the sorted distinct frame indices its clips need (each decoded once);
+- ``order`` int32: for each output frame, clip after clip, its position in ``frames``;
+- ``resize`` float (2,): (height, width) of the antialiased resize of the whole frame;
+- ``size`` float (2,): (height, width) of every output frame;
+- ``matrix`` float (frames out, 2, 3): destination -> source affine map of each output frame;
+- ``hue`` (degrees), ``saturation``, ``value``, ``contrast``, ``sigma`` float (frames out,): colour
+  and blur of each output frame (sigma ``BLUR_OFF_SIGMA``: no blur).
 """
 
 from __future__ import annotations
@@ -12,10 +25,10 @@ import numpy as np
 import torch
 
 from pipeline.augment import AugmentConfig, batch_size_draw, sample_params
-from pipeline.graph import FEEDS
 from pipeline.plans import Clip, TooShort
 from pipeline.shards import ShardIndex
 
+FEEDS = ("encoded", "frames", "order", "resize", "size", "matrix", "hue", "saturation", "value", "contrast", "sigma")
 SPARE_TRIES = 64  # spare samples tried for a batch none of whose own samples fit, before it is skipped
 BLUR_OFF_SIGMA = 0.01  # DALI needs sigma > 0 per frame; this kernel is the identity in uint8
 
@@ -82,8 +95,9 @@ class Batch:
 
 @dataclass
 class PreparedBatch:
-    """One step before decoding: the DALI feeds, the per-clip lists ``Batch.from_clips`` reads
-    (the ``Batch`` fields, and ``clips_per_sample``), and the samples left out as too short."""
+    """One step before decoding: the feeds, the per-clip lists ``Batch.from_clips`` reads (the
+    ``Batch`` fields; and per sample ``clips_per_sample`` and ``video_frames``, its stored frame
+    count), and the samples left out as too short."""
 
     feeds: dict[str, list[np.ndarray]]
     info: dict
@@ -109,7 +123,18 @@ def prepare_batch(
     feeds: dict[str, list[np.ndarray]] = {name: [] for name in FEEDS}
     info: dict = {
         k: []
-        for k in ("keys", "sample", "label", "label_index", "role", "speed", "aug_group", "indices", "clips_per_sample")
+        for k in (
+            "keys",
+            "sample",
+            "label",
+            "label_index",
+            "role",
+            "speed",
+            "aug_group",
+            "indices",
+            "clips_per_sample",
+            "video_frames",
+        )
     }
     too_short = []
     side = batch_size_draw(augment, rng)
@@ -135,6 +160,7 @@ def prepare_batch(
         frames, order = np.unique(wanted, return_inverse=True)  # decode each frame once
         sample = len(feeds["encoded"])
         info["clips_per_sample"].append(len(clips))
+        info["video_frames"].append(meta.frames)
         feeds["encoded"].append(np.frombuffer(data, np.uint8))
         feeds["frames"].append(frames.astype(np.int32))
         feeds["order"].append(order.astype(np.int32).ravel())

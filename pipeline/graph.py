@@ -1,10 +1,9 @@
 """The DALI graph: encoded videos and their plans in, augmented clips out. One graph for CPU and GPU.
 
-Per sample the Python side feeds (see ``pipeline.batches``): the encoded video; the sorted distinct
-frame indices its plan needs (each frame is decoded once, even when clips overlap); the order that
-lays those frames out clip after clip; the antialiased resize target; the output size; and, per
-frame, the affine crop map and colour parameters. Only the decoder's backend changes between a GPU
-(``mixed``: NVDEC) and a CPU machine; every later op runs where its input is.
+It reads the feeds of ``pipeline.batches`` (the contract, documented there). Only the decoder's
+backend changes between a GPU (``mixed``: NVDEC) and a CPU machine; every later op runs where its
+input is. On a host without a GPU the loader uses the CPU path (``pipeline.torch_augment``) instead,
+unless asked for ``decoder="dali"``.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 from nvidia.dali import fn, pipeline_def, types
 
 from pipeline.augment import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.batches import FEEDS
 
 FEED_TYPES = {
     "encoded": types.UINT8,
@@ -26,7 +26,7 @@ FEED_TYPES = {
     "contrast": types.FLOAT,
     "sigma": types.FLOAT,
 }
-FEEDS = tuple(FEED_TYPES)
+assert tuple(FEED_TYPES) == FEEDS
 
 
 def feeds_for(antialias: bool, colour: bool, blur: bool) -> tuple[str, ...]:

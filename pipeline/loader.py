@@ -1,4 +1,4 @@
-"""``VideoLoader``: shards in, ``Batch`` out (``pipeline.batches``), decoded and augmented by DALI.
+"""``VideoLoader``: shards in, ``Batch`` out (``pipeline.batches``), decoded and augmented on either path.
 
     loader = VideoLoader("shards/train", plan="speednet", batch_size=8)
     for batch in loader:              # batch.video: float32 (N, C, T, H, W), N = clips in the batch
@@ -6,29 +6,30 @@
 
 What each rank reads at each step is a pure function of (seed, epoch, rank, step)
 (``pipeline.order``), plans and augmentation are drawn from a generator seeded by the same four
-numbers, so the same seed gives the same batches and ``VideoLoader(..., epoch=e, step=s)`` continues
-exactly where a loader stopped (``state_dict``). A sample DALI cannot decode is dropped, counted in
-``dropped``, and the epoch goes on; in training (shuffled, the whole set) the batch is topped up
-with new clips of its other samples, so every rank keeps the same batch size and step count.
+numbers (``pipeline.steps``), so the same seed gives the same batches and ``VideoLoader(...,
+epoch=e, step=s)`` continues exactly where a loader stopped (``state_dict``). A sample that cannot be
+decoded is dropped, counted in ``dropped``, and the epoch goes on; in training (shuffled, the whole
+set) the batch is topped up with new clips of its other samples, so every rank keeps the same batch
+size and step count.
+
+Two paths decode and augment the same prepared batches (``decoder``): DALI (``pipeline.dali_batches``;
+NVDEC on a GPU) and the CPU path (``pipeline.cpu_batches``: PyAV with keyframe seeks, torch
+augmentation). ``auto`` takes DALI on a GPU and the CPU path on a host without one.
 """
 
 from __future__ import annotations
 
-import collections
-import io
-import itertools
 from collections.abc import Iterator
-from functools import partial
 
 import numpy as np
-import torch
 
-from pipeline import graph, order
+from pipeline import order
 from pipeline.augment import AugmentConfig
-from pipeline.batches import Batch, PreparedBatch, prepare_batch
+from pipeline.batches import Batch
 from pipeline.device import loader_device
 from pipeline.plans import PLANS
 from pipeline.shards import ShardIndex, resolve_shards
+from pipeline.steps import Plan, StepPlanner
 
 DEFAULT_AUGMENT = {
     "speednet": AugmentConfig("speednet"),
@@ -39,52 +40,16 @@ DEFAULT_AUGMENT = {
     # fine-tuning (RSPNet's released fine-tune configs): random resized crop, area 0.25 to 1, and flip
     "supervised": AugmentConfig("rspnet", scale=(0.25, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0),
 }
-RNG_PLANS = {"speednet", "rspnet", "supervised"}  # the others are deterministic and take no generator
+DECODERS = ("auto", "dali", "pyav")
 
 
-class _Source:
-    """DALI's batch callable: prepares step after step of one epoch and remembers each batch dict.
-
-    DALI calls it batches ahead of the one being yielded, so a batch's too-short samples travel
-    with it (``too_short``) and are counted by the loader only when the batch is yielded; those of
-    steps whose samples were all too short ride with the next batch, or with the epoch's end
-    (``skipped``)."""
-
-    def __init__(self, loader: VideoLoader):
-        self.loader = loader
-        self.pending: collections.deque[PreparedBatch] = collections.deque()
-        self.skipped: list[str] = []
-        self.step = loader.step
-        self.feeds = graph.feeds_for(loader.augment.antialias, loader.augment.colour, loader._blur)
-
-    def __call__(self, _info=None):
-        loader = self.loader
-        while self.step < loader.steps_per_epoch:
-            positions = [
-                p for p in order.batch_positions(loader._order, self.step, loader.batch_size) if loader._usable(p)
-            ]
-            rng = order.step_rng(loader.seed, loader.epoch, loader.rank, self.step)
-            after = (self.step + 1) * loader.batch_size  # a batch with no usable sample borrows the next ones
-            spare = (int(p) for p in itertools.chain(loader._order[after:], loader._order[:after]) if loader._usable(p))
-            batch = prepare_batch(
-                loader.index,
-                np.array(positions, int),
-                loader._plan,
-                loader.augment,
-                rng,
-                loader.epoch,
-                self.step,
-                fill_to=loader.batch_size if loader.training else 0,
-                spare=spare,
-            )
-            self.step += 1
-            if not batch.feeds["encoded"]:
-                self.skipped.extend(batch.too_short)
-                continue
-            batch.too_short, self.skipped = self.skipped + batch.too_short, []
-            self.pending.append(batch)
-            return tuple(batch.feeds[name] for name in self.feeds)
-        raise StopIteration
+def loader_decoder(choice: str, device: str) -> str:
+    """``dali`` or ``pyav`` for a choice and a loader device (``gpu`` or ``cpu``)."""
+    if choice not in DECODERS:
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {choice!r}")
+    if choice == "auto":
+        return "dali" if device == "gpu" else "pyav"
+    return choice
 
 
 class VideoLoader:
@@ -92,7 +57,9 @@ class VideoLoader:
     arguments in ``plan_options``); ``augment`` defaults to the paper recipe for the plan; ``rank`` and
     ``world`` split every epoch across processes; ``epoch`` and ``step`` say where to start.
     ``samples`` (positions in the shards' sample order) reads exactly those, in that order, once per
-    epoch, instead of the epoch order: how the export job reads one unit of videos."""
+    epoch, instead of the epoch order: how the export job reads one unit of videos. ``decoder``:
+    ``auto``, ``dali`` or ``pyav`` (the CPU path; its tensors stay on the CPU). ``num_threads``: DALI's
+    threads, or the CPU path's worker processes."""
 
     def __init__(
         self,
@@ -111,17 +78,18 @@ class VideoLoader:
         shuffle: bool = True,
         normalise_pixels: bool = True,
         samples: list[int] | None = None,
+        decoder: str = "auto",
     ):
         if plan not in PLANS:
             raise ValueError(f"unknown plan {plan!r}; choose from {', '.join(PLANS)}")
         self.index = ShardIndex(resolve_shards(shards) if not isinstance(shards, list) else shards)
-        fn = partial(PLANS[plan], **(plan_options or {}))
-        self._plan = fn if plan in RNG_PLANS else (lambda frames, rng: fn(frames))
+        self._plan = Plan(plan, dict(plan_options or {}))
         self.plan_name = plan
         self.augment = augment or DEFAULT_AUGMENT[plan]
         self.batch_size, self.rank, self.world, self.seed = batch_size, rank, world, seed
         self.epoch, self.step, self.shuffle, self.normalise_pixels = epoch, step, shuffle, normalise_pixels
         self.device = loader_device(device)
+        self.decoder = loader_decoder(decoder, self.device)
         self.num_threads = num_threads
         self.samples = None if samples is None else np.asarray(samples, dtype=np.int64)
         if (
@@ -140,6 +108,20 @@ class VideoLoader:
             raise ValueError(f"{len(self.index)} samples make no batch of {batch_size} on {world} ranks")
         self.dropped: list[dict] = []
         self.bad_keys: set[str] = set()
+        self.decoded_frames = 0  # frames the CPU path decoded (DALI's CPU decoder: every frame to the last planned)
+        self.planner = StepPlanner(
+            self.index,
+            self._plan,
+            self.augment,
+            batch_size,
+            seed,
+            rank,
+            world,
+            shuffle,
+            self.samples,
+            self.bad_keys,  # shared: a sample found bad is left out from then on
+        )
+        self._stream = None  # the CPU path's workers, kept from one training epoch to the next
 
     def __len__(self) -> int:
         return self.steps_per_epoch
@@ -150,11 +132,12 @@ class VideoLoader:
         dropped (``pipeline.batches.prepare_batch``), so ranks stay in step."""
         return self.shuffle and self.samples is None
 
-    def _usable(self, position: int) -> bool:
-        return self.index.samples[position].key not in self.bad_keys
+    def close(self) -> None:
+        """Stop the CPU path's worker processes now (they also stop when the loader is collected)."""
+        self._stream = None
 
     @property
-    def _blur(self) -> bool:
+    def blur(self) -> bool:
         return self.augment.colour and self.augment.blur_p > 0
 
     def state_dict(self) -> dict:
@@ -166,93 +149,22 @@ class VideoLoader:
         if self.step >= self.steps_per_epoch:  # stopped after an epoch's last batch: the next begins
             self.epoch, self.step = self.epoch + 1, 0
 
-    def _build(self):
-        self._order = (
-            self.samples
-            if self.samples is not None
-            else order.epoch_order(len(self.index), self.epoch, self.seed, self.rank, self.world, self.shuffle)
-        )
-        self._source = _Source(self)
-        device_id = None if self.device == "cpu" else torch.cuda.current_device()
-        self._pipe = graph.build(
-            self._source,
-            batch_size=self.batch_size,
-            device_id=device_id,
-            num_threads=self.num_threads,
-            antialias=self.augment.antialias,
-            colour=self.augment.colour,
-            blur=self._blur,
-            blur_kernel=self.augment.blur_kernel,
-            normalise_pixels=self.normalise_pixels,
-        )
-
     def __iter__(self) -> Iterator[Batch]:
         """One epoch from the current position; the position then moves to the next epoch."""
-        self._build()
-        try:
-            while True:
-                try:
-                    (out,) = self._pipe.run()
-                except StopIteration:
-                    self._count_too_short(self._source.skipped)
-                    break
-                except RuntimeError as error:  # a sample DALI cannot decode
-                    self._drop_undecodable(self._source.pending.popleft(), error)
-                    continue
-                batch = self._source.pending.popleft()
-                self._count_too_short(batch.too_short)
-                self.step = batch.info["step"] + 1
-                yield Batch.from_clips(self._to_torch(out, batch.info), batch.info)
-        finally:
-            self._pipe = None
+        if self.decoder == "dali":
+            from pipeline.dali_batches import dali_batches as batches
+        else:
+            from pipeline.cpu_batches import cpu_batches as batches
+        yield from batches(self)
         self.epoch, self.step = self.epoch + 1, 0
 
-    def _count_too_short(self, keys: list[str]) -> None:
+    def count_too_short(self, keys: list[str]) -> None:
         self.dropped.extend({"key": k, "reason": "too short for the plan"} for k in keys)
 
-    def _drop_undecodable(self, batch: PreparedBatch, error: Exception) -> None:
-        """Drop the samples of ``batch`` that an independent decoder cannot read either, and restart
-        at its step. If they all decode, the error is not the data's: it is raised."""
-        first_clips = np.cumsum([0] + batch.info["clips_per_sample"][:-1])
-        keys = [batch.info["keys"][i] for i in first_clips]  # one per sample, repeats kept
-        bad = list(dict.fromkeys(k for k, data in zip(keys, batch.feeds["encoded"]) if not _decodes(data.tobytes())))
-        if not bad:
-            raise error
-        self.dropped.extend({"key": k, "reason": f"undecodable: {_dali_reason(error)}"} for k in bad)
-        self.bad_keys.update(bad)
-        self.step = batch.info["step"]
-        self._build()
-
-    def _to_torch(self, out, info: dict):
-        per_sample = info["clips_per_sample"]
-        if self.device == "gpu":
-            samples = [_gpu_tensor(out[i]) for i in range(len(per_sample))]
-        elif out.is_dense_tensor():  # one copy out of DALI's buffer for the whole batch
-            dense = torch.from_numpy(np.array(out.as_tensor()))
-            samples = list(dense) if len(set(per_sample)) > 1 else [dense.reshape(-1, *dense.shape[2:])]
-            per_sample = per_sample if len(set(per_sample)) > 1 else [sum(per_sample)]
-        else:
-            samples = [torch.from_numpy(np.array(out[i])) for i in range(len(per_sample))]
-        clips = [x.reshape(k, -1, *x.shape[1:]) for x, k in zip(samples, per_sample)]  # (K, T, ...) each
-        if len({c.shape[1:] for c in clips}) > 1:
-            return [_layout(c, self.normalise_pixels) for c in clips]  # sizes differ (preview without augmentation)
-        return _layout(clips[0] if len(clips) == 1 else torch.cat(clips), self.normalise_pixels)
-
-
-def _layout(x: torch.Tensor, normalised: bool) -> torch.Tensor:
-    # normalised: (N, T, C, H, W) -> (N, C, T, H, W); uint8 previews stay (N, T, H, W, C)
-    return x.permute(0, 2, 1, 3, 4).contiguous() if normalised else x
-
-
-def _gpu_tensor(tensor) -> torch.Tensor:
-    """Copy one DALI GPU sample into a new torch tensor, ordered after DALI's work on its stream."""
-    from nvidia.dali import types
-    from nvidia.dali.plugin.pytorch import feed_ndarray
-
-    dtype = torch.float32 if tensor.dtype == types.FLOAT else torch.uint8
-    out = torch.empty(tensor.shape(), dtype=dtype, device="cuda")
-    feed_ndarray(tensor, out, cuda_stream=torch.cuda.current_stream())
-    return out
+    def drop(self, keys: list[str], reason: str) -> None:
+        """Leave ``keys`` out from now on, and say why in ``dropped``."""
+        self.dropped.extend({"key": k, "reason": reason} for k in keys)
+        self.bad_keys.update(keys)
 
 
 def eval_loader(
@@ -272,22 +184,3 @@ def eval_loader(
         shuffle=False,
         samples=samples,
     )
-
-
-def _dali_reason(error: Exception) -> str:
-    """The line of a DALI error that says what went wrong (it comes after 'encountered:')."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    after = lines[lines.index("encountered:") + 1 :] if "encountered:" in lines else lines
-    return (after or ["unknown DALI error"])[0][:200]
-
-
-def _decodes(data: bytes) -> bool:
-    import av
-
-    try:
-        with av.open(io.BytesIO(data)) as c:
-            for _ in c.decode(video=0):
-                pass
-        return True
-    except (av.error.FFmpegError, IndexError):
-        return False

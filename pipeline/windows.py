@@ -32,8 +32,10 @@ def video_windows(
     memory_mb: float = 512,
 ) -> Iterator[Batch]:
     """The sliding windows of the video at ``position`` as loader batches of as many windows as
-    fit ``memory_mb`` of float32, so memory stays bounded whatever its length.
-    Each chunk is a decoder pass from the video's start: a long video costs some decoding more."""
+    fit ``memory_mb`` of float32, so memory stays bounded whatever its length. On the CPU path each
+    chunk is one in-order pass from the keyframe before its first window, every frame decoded once
+    (a chunk boundary re-decodes at most one keyframe interval); DALI's CPU decoder starts each chunk
+    from the video's start."""
     index = ShardIndex(shards if isinstance(shards, list) else resolve_shards(shards))
     total = sliding_count(index.read_meta(position).frames, T=T, stride=stride, rate=rate)
     chunk = windows_in(memory_mb, T=T, size=size)

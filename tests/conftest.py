@@ -78,6 +78,20 @@ def synthetic_splits(synthetic_kinetics, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_shards(real_videos, tmp_path_factory) -> Path:
+    """The real test videos sharded as the shard job stores them (VP9, keyframes every 32 frames)."""
+    from jobs.shard.__main__ import main as shard_main
+    from pipeline.synthetic.layout import kinetics_from_files
+
+    root = tmp_path_factory.mktemp("real") / "k"
+    kinetics_from_files([str(p) for p in real_videos.values()], 1, root)
+    out = tmp_path_factory.mktemp("real-shards")
+    args = ["kinetics", "--root", str(root), "--out", str(out), "--splits", "train", "--workers", "2", "--no-progress"]
+    assert shard_main(args) == 0
+    return out / "train"
+
+
+@pytest.fixture(scope="session")
 def slurm() -> None:
     """A running one-node SLURM (started here when there is none), or the test is skipped with why."""
     import shutil as _shutil

@@ -39,9 +39,13 @@ PROTOCOL = ExportSettings(T=16, stride=8, size=64, video_clips=10, videos_per_un
 RGB = "scale=flags=bilinear+accurate_rnd+full_chroma_int+full_chroma_inp"
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255  # ImageNet, on 0..255 pixels
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
-# float16 storage moves a unit row by at most 2**-11 (L2); any two different clips of the tiny
-# model are >= ~8e-3 apart (asserted below), so a row of the wrong clip cannot pass.
+# float16 storage moves a unit row by at most 2**-11 (L2).
 TOL = 1e-3
+# Against the FFmpeg tool's frames: its YUV -> RGB conversion and the loader's (torch's, on the CPU
+# path) differ by one grey level at about 0.5% of pixel values, which moves a row of the tiny model
+# by up to about 4e-3 (max pooling picks single pixels' responses). That a row is its own clip's,
+# not a neighbour's, is checked without a tolerance: its nearest reference row is its own.
+DECODE_TOL = 5e-3
 
 
 @pytest.fixture(scope="module")
@@ -167,11 +171,15 @@ def _assert_rows_are(root, reference: list[Reference], pool: str) -> None:
         assert np.allclose(columns["start_time"][rows], r.starts / fps)
         assert np.allclose(columns["end_time"][rows], (r.starts + PROTOCOL.T) / fps)
         assert np.all(columns["stride"][rows] == PROTOCOL.stride) and np.all(columns["rate"][rows] == 1.0)
-        assert _distance(emb[rows], r.windows[pool]).max() < TOL, r.key
+        assert _distance(emb[rows], r.windows[pool]).max() < DECODE_TOL, r.key
     assert (video >= 0).sum() == sum(len(r.starts) for r in reference)
     assert not emb[video < 0].any()  # padding rows stay zero
     expected = np.stack([r.video[pool] for r in reference])
-    assert _distance(videos["embedding"][:].astype(np.float32), expected).max() < TOL
+    assert _distance(videos["embedding"][:].astype(np.float32), expected).max() < DECODE_TOL
+    every = np.concatenate([r.windows[pool] for r in reference])  # each exported row: nearest its own
+    own = np.concatenate([np.flatnonzero(video == v) for v in range(len(reference))])
+    nearest = _distance(emb[own][:, None], every[None]).argmin(axis=1)
+    assert np.array_equal(nearest, np.arange(len(own)))
 
 
 def test_rows_are_the_models_window_and_video_embeddings(protocol_exports, reference, tiny_checkpoint):

@@ -1,4 +1,5 @@
-"""The DALI loader on CPU: the planned frames come out, deterministic, resumable, robust."""
+"""The loader on CPU, on both paths (the CPU path and the DALI graph): the planned frames come out,
+deterministic, resumable, robust."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from pipeline.loader import VideoLoader  # noqa: E402
 from pipeline.plans import rspnet_plan  # noqa: E402
 from pipeline.shards import ShardIndex, resolve_shards  # noqa: E402
 from pipeline.synthetic import SyntheticConfig, make_kinetics_dataset  # noqa: E402
-from pipeline.synthetic.layout import kinetics_from_files  # noqa: E402
 from pipeline.tar_writer import ShardTarWriter  # noqa: E402
 from tests.support.media import psnr  # noqa: E402
 
 RAW = AugmentConfig("none")
+DECODERS = ["pyav", "dali"]  # the CPU path, and the DALI graph on DALI's CPU decoder
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +49,6 @@ def synthetic_shards(tmp_path_factory) -> Path:
                 "2",
                 "--no-progress",
             ]
-        )
-        == 0
-    )
-    return out / "train"
-
-
-@pytest.fixture(scope="module")
-def real_shards(real_videos, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("real") / "k"
-    kinetics_from_files([str(p) for p in real_videos.values()], 1, root)
-    out = tmp_path_factory.mktemp("real-shards")
-    assert (
-        shard_main(
-            ["kinetics", "--root", str(root), "--out", str(out), "--splits", "train", "--workers", "2", "--no-progress"]
         )
         == 0
     )
@@ -112,11 +99,14 @@ class DecodedReference:
 
 @pytest.mark.parametrize("plan", ["speednet", "rspnet", "eval"])
 @pytest.mark.parametrize("shards", ["synthetic_shards", "real_shards"])
-def test_clips_hold_exactly_the_planned_frames(plan, shards, request):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_clips_hold_exactly_the_planned_frames(plan, shards, request, decoder):
     """Every returned frame equals the independent decoder's frame at the planned index (up to
     rounding of the colour conversion), and no other frame of the video fits it better."""
     split = request.getfixturevalue(shards)
-    loader = VideoLoader(split, plan=plan, batch_size=2, device="cpu", augment=RAW, normalise_pixels=False)
+    loader = VideoLoader(
+        split, plan=plan, batch_size=2, device="cpu", decoder=decoder, augment=RAW, normalise_pixels=False
+    )
     batch = next(iter(loader))
     video = batch.video
     # uint8 clips (T, H, W, C): one tensor when all samples share a size, else one per sample
@@ -158,24 +148,26 @@ def _epoch(loader, limit=None):
     return out
 
 
-def test_same_seed_same_batches_other_seed_other_batches(synthetic_shards):
-    a = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", seed=7))
-    b = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", seed=7))
-    c = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", seed=8))
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_same_seed_same_batches_other_seed_other_batches(synthetic_shards, decoder):
+    a = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", decoder=decoder, seed=7))
+    b = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", decoder=decoder, seed=7))
+    c = _epoch(VideoLoader(synthetic_shards, plan="rspnet", batch_size=3, device="cpu", decoder=decoder, seed=8))
     assert len(a) == len(b) == 4
     for (va, ka, ia, _), (vb, kb, ib, _) in zip(a, b):
         assert ka == kb and torch.equal(ia, ib) and torch.equal(va, vb)
     assert [k for _, k, _, _ in a] != [k for _, k, _, _ in c]
 
 
-def test_resumed_loader_continues_where_it_stopped(synthetic_shards):
-    full = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", seed=1)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_resumed_loader_continues_where_it_stopped(synthetic_shards, decoder):
+    full = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", decoder=decoder, seed=1)
     first_epoch, second_epoch = _epoch(full), _epoch(full)
-    stopped = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", seed=1)
+    stopped = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", decoder=decoder, seed=1)
     head = _epoch(stopped, limit=2)
     state = stopped.state_dict()
     assert state == {"epoch": 0, "step": 2, "seed": 1}
-    resumed = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", **state)
+    resumed = VideoLoader(synthetic_shards, plan="speednet", batch_size=3, device="cpu", decoder=decoder, **state)
     tail = _epoch(resumed)
     for (va, ka, ia, _), (vb, kb, ib, _) in zip(first_epoch, head + tail):
         assert ka == kb and torch.equal(ia, ib) and torch.equal(va, vb)
@@ -199,16 +191,17 @@ def _draws(shards, plan: str, augment: AugmentConfig, epochs: int = 1, **kw) -> 
     return [(batch.indices, batch.video.clone()) for _ in range(epochs) for batch in loader]
 
 
-def test_draws_differ_across_steps_epochs_and_ranks(synthetic_shards):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_draws_differ_across_steps_epochs_and_ranks(synthetic_shards, decoder):
     """The same seed repeats a run, but no two steps, epochs or ranks share their plans or their
     augmentation: each step's generator is seeded by all of (seed, epoch, rank, step)."""
     augment = AugmentConfig("rspnet", base=40, out=32)
-    plans = _draws(synthetic_shards, "rspnet", augment, epochs=2) + _draws(
-        synthetic_shards, "rspnet", augment, rank=1, world=2
+    plans = _draws(synthetic_shards, "rspnet", augment, epochs=2, decoder=decoder) + _draws(
+        synthetic_shards, "rspnet", augment, rank=1, world=2, decoder=decoder
     )
     # the eval plan is deterministic: equal frames, so any difference is the augmentation's
-    crops = _draws(synthetic_shards, "eval", augment, epochs=2) + _draws(
-        synthetic_shards, "eval", augment, rank=1, world=2
+    crops = _draws(synthetic_shards, "eval", augment, epochs=2, decoder=decoder) + _draws(
+        synthetic_shards, "eval", augment, rank=1, world=2, decoder=decoder
     )
     assert len(plans) == len(crops) == 9  # 3 steps of epoch 0, 3 of epoch 1, 3 of rank 1's epoch 0
     assert all(torch.equal(crops[0][0], ix) for ix, _ in crops)
@@ -216,16 +209,17 @@ def test_draws_differ_across_steps_epochs_and_ranks(synthetic_shards):
         for j in range(i):
             assert not torch.equal(plans[i][0], plans[j][0]), f"steps {j} and {i} drew the same clips"
             assert not torch.equal(crops[i][1], crops[j][1]), f"steps {j} and {i} drew the same augmentation"
-    again = _draws(synthetic_shards, "rspnet", augment, epochs=2)
+    again = _draws(synthetic_shards, "rspnet", augment, epochs=2, decoder=decoder)
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(again, plans))
 
 
-def test_ranks_read_disjoint_equal_parts(synthetic_shards):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_ranks_read_disjoint_equal_parts(synthetic_shards, decoder):
     keys = [
         set(
             k
             for _, ks, _, _ in _epoch(
-                VideoLoader(synthetic_shards, plan="eval", batch_size=2, device="cpu", rank=r, world=2)
+                VideoLoader(synthetic_shards, plan="eval", batch_size=2, device="cpu", decoder=decoder, rank=r, world=2)
             )
             for k in ks
         )
@@ -234,7 +228,8 @@ def test_ranks_read_disjoint_equal_parts(synthetic_shards):
     assert not keys[0] & keys[1] and len(keys[0]) == len(keys[1]) == 6
 
 
-def test_undecodable_sample_is_dropped_and_counted(synthetic_shards, tmp_path):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_undecodable_sample_is_dropped_and_counted(synthetic_shards, tmp_path, decoder):
     for p in synthetic_shards.glob("*-00000[01].*"):
         shutil.copy(p, tmp_path)
     index = ShardIndex(resolve_shards(tmp_path))
@@ -243,14 +238,15 @@ def test_undecodable_sample_is_dropped_and_counted(synthetic_shards, tmp_path):
     with ShardTarWriter(tmp_path / "train-000002.tar") as w:
         w.add("broken", {"mp4": b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40, "json": broken})
         w.commit()
-    loader = VideoLoader(tmp_path, plan="rspnet", batch_size=3, device="cpu", seed=0)
+    loader = VideoLoader(tmp_path, plan="rspnet", batch_size=3, device="cpu", decoder=decoder, seed=0)
     seen = {k for _, ks, _, _ in _epoch(loader) for k in ks}
     assert [d["key"] for d in loader.dropped] == ["broken"] and "undecodable" in loader.dropped[0]["reason"]
     assert len(seen) == 8 and "broken" not in seen  # its batch is rerun without it; the epoch goes on
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_dropped_samples_are_counted_once_and_batches_keep_their_size(synthetic_shards, tmp_path, seed):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_dropped_samples_are_counted_once_and_batches_keep_their_size(synthetic_shards, tmp_path, seed, decoder):
     """DALI prepares batches ahead; a rerun after an undecodable sample prepares them again."""
     for p in synthetic_shards.glob("*-00000[01].*"):
         shutil.copy(p, tmp_path)
@@ -264,7 +260,9 @@ def test_dropped_samples_are_counted_once_and_batches_keep_their_size(synthetic_
             record = json.dumps({**meta.to_json_dict(), "key": key, "frames": frames}).encode()
             w.add(key, {"mp4": data, "json": record})
         w.commit()
-    loader = VideoLoader(tmp_path, plan="rspnet", plan_options={"short": "skip"}, batch_size=2, device="cpu", seed=seed)
+    loader = VideoLoader(
+        tmp_path, plan="rspnet", plan_options={"short": "skip"}, batch_size=2, device="cpu", decoder=decoder, seed=seed
+    )
     batches = _epoch(loader)
     seen = {k for _, ks, _, _ in batches for k in ks}
     assert sorted(d["key"] for d in loader.dropped) == ["broken", "short"]
@@ -282,11 +280,13 @@ def test_dropped_samples_are_counted_once_and_batches_keep_their_size(synthetic_
             seed=seed,
             rank=rank,
             world=2,
+            decoder=decoder,
         )
         assert [len(ks) for _, ks, _, _ in _epoch(ranked)] == [6] * ranked.steps_per_epoch
 
 
-def test_too_short_videos_follow_the_stated_policy(synthetic_shards):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_too_short_videos_follow_the_stated_policy(synthetic_shards, decoder):
     frames = ShardIndex(resolve_shards(synthetic_shards)).read(0)[0].frames  # 75
     skip = VideoLoader(
         synthetic_shards,
@@ -298,7 +298,9 @@ def test_too_short_videos_follow_the_stated_policy(synthetic_shards):
         normalise_pixels=False,
     )
     assert _epoch(skip) == [] and len(skip.dropped) == 12 and "too short" in skip.dropped[0]["reason"]
-    pad = VideoLoader(synthetic_shards, plan="rspnet", plan_options={"T": 48}, batch_size=2, device="cpu")
+    pad = VideoLoader(
+        synthetic_shards, plan="rspnet", plan_options={"T": 48}, batch_size=2, device="cpu", decoder=decoder
+    )
     batch = next(iter(pad))
     assert batch.indices.max() == frames - 1  # padded with the last frame, never past it
 
@@ -324,8 +326,9 @@ def test_positive_and_negative_share_every_spatial_and_colour_parameter():
     assert anchor_differs >= 15
 
 
-def test_positive_and_negative_pixels_agree_where_they_show_the_same_frame(synthetic_shards):
-    """Through the DALI graph: c_j (1x) and c_k (2x) start at the same frame (``shared_start``), so
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_positive_and_negative_pixels_agree_where_they_show_the_same_frame(synthetic_shards, decoder):
+    """Through either path: c_j (1x) and c_k (2x) start at the same frame (``shared_start``), so
     under shared augmentation their first frames are the same pixels; c_i's are not."""
     loader = VideoLoader(
         synthetic_shards,
@@ -333,6 +336,7 @@ def test_positive_and_negative_pixels_agree_where_they_show_the_same_frame(synth
         plan_options={"T": 4, "shared_start": True},
         batch_size=2,
         device="cpu",
+        decoder=decoder,
         normalise_pixels=False,
         augment=AugmentConfig("rspnet", base=64, out=48, jitter_p=0.8, blur_p=0.5),
     )
@@ -424,12 +428,14 @@ def test_preview_bad_input_is_one_line_error(tmp_path, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("shards", ["synthetic_shards", "real_shards"])
 def test_gpu_nvdec_path_matches_cpu_path(shards, request):
-    """The same graph with NVDEC decoding: at least 40 dB PSNR against the CPU path, same plans."""
+    """The same graph with NVDEC decoding: at least 40 dB PSNR against DALI's CPU decoder, same plans."""
     split = request.getfixturevalue(shards)
-    cpu = VideoLoader(split, plan="rspnet", batch_size=2, device="cpu", augment=RAW, normalise_pixels=False)
-    gpu = VideoLoader(split, plan="rspnet", batch_size=2, device="gpu", augment=RAW, normalise_pixels=False)
-    for (a, ba), (b, bb) in zip(cpu, gpu):
-        assert ba["keys"] == bb["keys"] and torch.equal(ba["indices"], bb["indices"])
+    options = {"plan": "rspnet", "batch_size": 2, "augment": RAW, "normalise_pixels": False, "decoder": "dali"}
+    cpu = VideoLoader(split, device="cpu", **options)
+    gpu = VideoLoader(split, device="gpu", **options)
+    for ba, bb in zip(cpu, gpu):
+        assert ba.keys == bb.keys and torch.equal(ba.indices, bb.indices)
+        a, b = ba.video, bb.video
         a = torch.cat([x.flatten() for x in a]) if isinstance(a, list) else a.flatten()
         b = torch.cat([x.flatten() for x in b]).cpu() if isinstance(b, list) else b.flatten().cpu()
         mse = ((a.double() - b.double()) ** 2).mean()
@@ -448,8 +454,21 @@ def test_a_graph_error_is_raised_not_blamed_on_the_data(synthetic_shards, monkey
         return params
 
     monkeypatch.setattr("pipeline.batches.sample_params", wrong_matrix_shape)
-    loader = VideoLoader(synthetic_shards, plan="rspnet", batch_size=2, device="cpu")
+    loader = VideoLoader(synthetic_shards, plan="rspnet", batch_size=2, device="cpu", decoder="dali")
     with pytest.raises(RuntimeError, match="warp_affine"):
+        next(iter(loader))
+    assert loader.dropped == []
+
+
+def test_an_augmentation_error_on_the_cpu_path_is_raised_not_blamed_on_the_data(synthetic_shards, monkeypatch):
+    """Only the decoder's errors mark a sample bad; any other failure is a bug and surfaces."""
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug in the augmentation")
+
+    monkeypatch.setattr("pipeline.cpu_batches.augment_sample", broken)
+    loader = VideoLoader(synthetic_shards, plan="rspnet", batch_size=2, device="cpu", decoder="pyav", samples=[0, 1])
+    with pytest.raises(ZeroDivisionError):
         next(iter(loader))
     assert loader.dropped == []
 
@@ -492,7 +511,7 @@ def test_augmentation_draws_follow_the_recipe(overrides, jitter_p, hue, blur_p):
     assert min(sides) == 64 and max(sides) == 336 and np.mean(sides) == pytest.approx(200, abs=3)
 
 
-def _one_clip(shards, **augment) -> torch.Tensor:
+def _one_clip(shards, decoder: str, **augment) -> torch.Tensor:
     """uint8 (T, H, W, C) of the first sample's one eval clip under an RSPNet-recipe augmentation."""
     loader = VideoLoader(
         shards,
@@ -503,6 +522,7 @@ def _one_clip(shards, **augment) -> torch.Tensor:
         samples=[0],
         normalise_pixels=False,
         seed=3,
+        decoder=decoder,
         augment=AugmentConfig(
             "rspnet", base=64, out=48, **{"jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0, "flip_p": 0.0, **augment}
         ),
@@ -511,17 +531,18 @@ def _one_clip(shards, **augment) -> torch.Tensor:
     return video[0].double()
 
 
-def test_the_graph_applies_the_drawn_flip_grayscale_and_blur(synthetic_shards):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_the_graph_applies_the_drawn_flip_grayscale_and_blur(synthetic_shards, decoder):
     """Each drawn parameter reaches the pixels: the same draws (same seed) with the flip, grayscale or
     blur forced on give the mirror image, equal channels, or a smoother picture of the same clip."""
-    plain = _one_clip(synthetic_shards)
+    plain = _one_clip(synthetic_shards, decoder)
     assert (plain[..., 0] - plain[..., 1]).abs().mean() > 5  # a colourful clip
-    flipped = _one_clip(synthetic_shards, flip_p=1.0)
+    flipped = _one_clip(synthetic_shards, decoder, flip_p=1.0)
     assert psnr(flipped.flip(2).numpy(), plain.numpy()) > 35 > psnr(flipped.numpy(), plain.numpy())
-    gray = _one_clip(synthetic_shards, gray_p=1.0)
+    gray = _one_clip(synthetic_shards, decoder, gray_p=1.0)
     assert (gray[..., 0] - gray[..., 1]).abs().max() <= 1 and (gray[..., 1] - gray[..., 2]).abs().max() <= 1
     assert gray.mean() == pytest.approx(plain.mean(), abs=8)  # the same picture, without its colour
-    blurred = _one_clip(synthetic_shards, blur_p=1.0)
+    blurred = _one_clip(synthetic_shards, decoder, blur_p=1.0)
 
     def roughness(x: torch.Tensor) -> float:
         return float((x[:, 1:] - x[:, :-1]).abs().mean() + (x[:, :, 1:] - x[:, :, :-1]).abs().mean())
@@ -535,5 +556,5 @@ def test_the_graph_applies_the_drawn_flip_grayscale_and_blur(synthetic_shards):
     planes = plain.permute(0, 3, 1, 2).reshape(T * C, 1, H, W)
     by_hand = torch.nn.functional.conv2d(planes, kernel[None, None]).reshape(T, C, H - 2, W - 2).permute(0, 2, 3, 1)
     assert (blurred[:, 1:-1, 1:-1] - by_hand).abs().mean() < 1.0
-    wide = _one_clip(synthetic_shards, blur_p=1.0, blur_kernel=0)[:, 1:-1, 1:-1]
+    wide = _one_clip(synthetic_shards, decoder, blur_p=1.0, blur_kernel=0)[:, 1:-1, 1:-1]
     assert (wide - by_hand).abs().mean() > 2.0
