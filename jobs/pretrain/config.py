@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,8 @@ class DataConfig:
     batch_size: int = 8  # videos per process per step (SpeedNet: 2 clips each, RSPNet: 3)
     plan_options: dict = field(default_factory=dict)  # keywords of the task's plan (T, speeds, ...)
     augment: dict = field(default_factory=dict)  # fields of pipeline.augment.AugmentConfig
-    num_threads: int = 4
+    num_threads: int = 4  # decoding threads (DALI) or worker processes (the CPU path)
+    decoder: str = "auto"  # pipeline.loader.DECODERS: DALI on a GPU and PyAV on a CPU host, or either one
     test_clips: int = 10  # fine-tuning: evenly spaced clips per test video, their scores averaged
 
 
@@ -104,15 +106,51 @@ def from_dict(raw: dict) -> Config:
         bad = set(values) - fields
         if bad:
             raise ValueError(f"unknown fields in [{name}]: {sorted(bad)}; known: {sorted(fields)}")
+        for key, value in values.items():
+            check_type(f"{name}.{key}", value, typing.get_type_hints(cls)[key])
         parts[name] = cls(**values)
+    from pipeline.augment import AugmentConfig
+
+    augment_types = typing.get_type_hints(AugmentConfig)
+    for key, value in parts["data"].augment.items():
+        if key in augment_types:  # an unknown key is AugmentConfig's own error, when the loader builds it
+            check_type(f"data.augment.{key}", value, augment_types[key])
     config = Config(**parts)
     _check_tasks(config)
     return config
 
 
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table",
+               list: "a list"}
+
+
+def check_type(name: str, value, expected) -> None:
+    """Raise one line naming the field when a TOML value does not fit its dataclass annotation.
+    Read time is where a wrong type is still the user's words (``--set optim.lr=abc``), not a
+    ``TypeError`` deep inside the first step. ints pass for floats; bools pass for nothing else."""
+    origin = typing.get_origin(expected) or expected
+    if origin is tuple:  # fixed-length tuples of numbers (AugmentConfig): TOML gives a list
+        items = typing.get_args(expected)
+        if not isinstance(value, list | tuple) or len(value) != len(items):
+            raise ValueError(f"{name}={value!r}: expected a list of {len(items)} values")
+        for i, (item, kind) in enumerate(zip(value, items)):
+            check_type(f"{name}[{i}]", item, kind)
+        return
+    fits = isinstance(value, origin) and (origin is bool or not isinstance(value, bool))
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
+        fits = True
+    if not fits:
+        got = "a decimal number" if isinstance(value, float) else _TYPE_NAMES.get(type(value), type(value).__name__)
+        raise ValueError(f"{name}={value!r} is {got}, but the field takes {_TYPE_NAMES.get(origin, origin.__name__)}")
+
+
 def _check_tasks(config: Config) -> None:
     """Refuse combinations that would run but train the wrong thing."""
     model, plan = config.model, config.data.plan_options
+    from pipeline.loader import DECODERS  # light: DALI is imported only when its path is built
+
+    if config.data.decoder not in DECODERS:
+        raise ValueError(f"data.decoder={config.data.decoder!r}: choose one of {', '.join(DECODERS)}")
     if model.method == "rspnet" and model.options.get("motion", "rsp") == "rsp" and plan.get("mode", "rsp") != "rsp":
         raise ValueError(
             f"data.plan_options.mode={plan['mode']!r} draws each clip's speed on its own, which gives RSP "

@@ -99,3 +99,36 @@ def test_resume_names_the_config_fields_that_changed():
         "model.options",
         "optim.max_steps",
     ]
+
+
+def test_the_data_decoder_setting_chooses_the_loader_path(synthetic_splits):
+    from jobs.pretrain.loop import build_loader
+
+    shards = f"data.shards='{synthetic_splits / 'train'}'"
+    for choice, path in [("auto", "pyav"), ("pyav", "pyav"), ("dali", "dali")]:  # auto on a CPU host
+        loader = build_loader(load("tiny_speednet", [shards, f"data.decoder='{choice}'"]))
+        assert loader.decoder == path
+        loader.close()
+    with pytest.raises(ValueError, match="data.decoder='nvdec'"):
+        load("tiny_speednet", ["data.decoder='nvdec'"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr=abc", "optim.lr='abc' is a string, but the field takes a number"),
+        ("optim.epochs=2.5", "optim.epochs=2.5 is a decimal number, but the field takes an integer"),
+        ("run.seed=true", "run.seed=True is true or false, but the field takes an integer"),
+        ("optim.milestones=3", "optim.milestones=3 is an integer, but the field takes a list"),
+        ("data.augment.scale=[0.2]", "data.augment.scale=[0.2]: expected a list of 2 values"),
+        ("data.augment.jitter=[0.4, 0.4, 0.4, 'a']", "data.augment.jitter[3]='a' is a string"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_when_the_config_is_read(override, message):
+    with pytest.raises(ValueError) as error:
+        load("tiny_speednet", [override])
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_an_integer_is_a_number():
+    assert load("tiny_speednet", ["optim.lr=1"]).optim.lr == 1
