@@ -223,6 +223,7 @@ def build_loader(config: Config, device: str = "cpu", rank: int = 0, world: int 
         world=world,
         seed=config.run.seed,
         num_threads=config.data.num_threads,
+        decoder=config.data.decoder,
     )
 
 
@@ -284,7 +285,10 @@ def _changed_fields(saved: dict, current: dict) -> list[str]:
 def _write_run_record(run_dir: Path, config: Config, resume: bool, accelerator, launch: dict) -> None:
     """run.json: what ran, from which code, where; every start (resumes, requeues) adds a launch."""
     import accelerate
-    import nvidia.dali
+
+    from pipeline.extras import optional_import
+
+    dali = optional_import("nvidia.dali", "DALI")
 
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "run.json"
@@ -302,7 +306,7 @@ def _write_run_record(run_dir: Path, config: Config, resume: bool, accelerator, 
             "python": platform.python_version(),
             "torch": torch.__version__,
             "accelerate": accelerate.__version__,
-            "dali": nvidia.dali.__version__,
+            "dali": dali.__version__ if dali else None,  # the CPU path runs without it
             "env": {
                 k: v
                 for k, v in os.environ.items()
