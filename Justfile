@@ -39,7 +39,7 @@ shard dataset root out *args:
 preview shards *args:
     {{python}} -m pipeline.preview "$1" "${@:2}"
 
-# Pretrain: just pretrain CONFIG [--set data.shards=DIR --run-dir DIR --resume]; configs in jobs/pretrain/configs/
+# Pretrain: just pretrain CONFIG [--set data.shards=DIR --run-dir DIR --resume --report-to tensorboard,wandb]; configs in jobs/pretrain/configs/
 pretrain config *args:
     {{python}} -m jobs.pretrain "$1" "${@:2}"
 
@@ -87,6 +87,15 @@ eval-retrieval checkpoint shards *args:
 test *args:
     {{python}} -m pytest -q "$@"
 
+# Regenerate constraints.txt, the versions CI installs and tests, from a fresh virtual environment (torch is left out: its build is each machine's)
+constraints:
+    rm -rf .venv-constraints && {{python}} -m venv .venv-constraints
+    .venv-constraints/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[cpu,dev]'
+    echo '# The versions CI tests: pip install -c constraints.txt ... (regenerate with: just constraints)' > constraints.txt.tmp
+    # torch and its CUDA wheels are each machine's own build, so they are left out
+    .venv-constraints/bin/pip freeze --exclude-editable | grep -v -i -E '^(torch|triton|nvidia-(cu|nccl|nvjit|nvtx|cusparse|cufft|curand|cusolver)[a-z0-9-]*)==' >> constraints.txt.tmp
+    mv constraints.txt.tmp constraints.txt && rm -rf .venv-constraints
+
 # Format and lint the tree (CI checks both): just fmt
 fmt:
     ruff format .
@@ -123,3 +132,31 @@ bench-speedup *args:
 # FAISS search: Flat and the auto-chosen IVF index against numpy brute force (queries/s, recall@10)
 bench-index *args:
     {{python}} -m bench.index "$@"
+
+# A training checkpoint as an encoder folder (config.json + model.safetensors): just export-model CKPT OUT
+export-model checkpoint out:
+    {{python}} -m models.export_model "$1" "$2"
+
+# The index as an HTTP query service on 127.0.0.1:8000: just serve INDEX [--host 127.0.0.1 --port 8000 --max-upload-mb 64 ...]
+serve index *args:
+    {{python}} -m index.serve "$1" "${@:2}"
+
+# The service's queries/s and p50/p95 latency at 1, 4 and 16 clients against one CLI process per query
+bench-serve *args:
+    {{python}} -m bench.serve "$@"
+
+# Wheels for an air-gapped cluster: just wheelhouse OUT --python 3.12 [--extra gpu --platform manylinux_2_28_x86_64 --image-has torch --part-size 60MiB] [-- pip args]
+wheelhouse out *args:
+    {{python}} -m jobs.wheelhouse build "$1" "${@:2}"
+
+# Install from a wheelhouse, offline: just install-wheelhouse DIR [--check] [-- pip args]
+install-wheelhouse dir *args:
+    {{python}} -m jobs.wheelhouse install "$1" "${@:2}"
+
+# Does a config's training step fit the GPU at its largest input? just check-config CONFIG [--gpu-memory-gb 80] [--finetune] [--set ...]
+check-config config *args:
+    {{python}} -m jobs.pretrain.check_config "$1" "${@:2}"
+
+# Everything only a GPU can show, under 8 minutes on an H100/H200: just gpu-check [--out gpu-check.json --budget-s 480 --parts tests,parity,nvdec,steps,faiss]
+gpu-check *args:
+    {{python}} -m bench.gpu_check "$@"

@@ -25,22 +25,27 @@ import argparse
 import bisect
 import datetime
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from index import faiss_index
+from index.faiss_index import faiss
 from index.store import identity, open_store, read_embeddings
+from pipeline import logs
 from pipeline.atomic import atomic_path, atomic_write_text
+from pipeline.help_format import HelpFormatter
 
 FORMAT = "speedrep-index/1"
 INDEX_FILE = "index.faiss"
 SIDECAR_FILE = "index.json"
 TARGET_RECALL = 0.95
 COPIED_ATTRS = ("clips", "videos", "encode")  # how the rows were made, so a query is made the same way
+
+log = logging.getLogger(__name__)
 
 
 def load(directory: str | Path) -> tuple[faiss.Index, dict]:
@@ -115,10 +120,11 @@ def _tune(index: faiss.Index, vectors: np.ndarray, ids: np.ndarray) -> tuple[int
     nprobe, recall = faiss_index.tune_nprobe(index, vectors, ids, target=TARGET_RECALL)
     recall = round(recall, 4)
     if recall < TARGET_RECALL:
-        print(
-            f"warning: recall@10 reaches only {recall:.3f} at best (nprobe {nprobe}, tried up to every list); "
+        log.warning(
+            "recall@10 reaches only %.3f at best (nprobe %s, tried up to every list); "
             "a larger nlist or SQ8 instead of PQ would do better",
-            file=sys.stderr,
+            recall,
+            nprobe,
         )
     return nprobe, recall
 
@@ -190,10 +196,7 @@ def add_store(store: Path, out: Path, level: str, factory: str | None) -> dict:
         raise ValueError(f"{path} is already in the index in {out}")
     for key in COPIED_ATTRS:
         if key in attrs and key in sidecar and attrs[key] != sidecar[key]:
-            print(
-                f"warning: {store} has other {key} settings than the index: {attrs[key]} vs {sidecar[key]}",
-                file=sys.stderr,
-            )
+            log.warning("%s has other %s settings than the index: %s vs %s", store, key, attrs[key], sidecar[key])
     offset = max(_max_id(s) for s in sidecar["sources"]) + 1
     vectors, ids = _read_source(store, level, offset)
     if len(ids) == 0:
@@ -229,10 +232,15 @@ def add_store(store: Path, out: Path, level: str, factory: str | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m index.build", description=__doc__.split("\n\n")[0])
+    logs.configure()
+    p = argparse.ArgumentParser(
+        prog="python -m index.build", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     p.add_argument("store", type=Path, help="the embedding store (NAME.zarr, from python -m index.export)")
     p.add_argument("--out", type=Path, required=True, help="folder for index.faiss and index.json")
-    p.add_argument("--level", choices=("clips", "videos"), default="clips")
+    p.add_argument(
+        "--level", choices=("clips", "videos"), default="clips", help="index the sliding windows or the videos"
+    )
     p.add_argument(
         "--factory",
         help="a FAISS factory string (Flat, IVF4096,SQ8, ...); default: chosen from the row count and --memory-gb",
@@ -247,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--add", action="store_true", help="append STORE to the index already in --out")
     args = p.parse_args(argv)
     if args.gpu == "yes" and faiss_index.gpu_count() == 0:
-        print("error: --gpu yes but FAISS sees no GPU (the faiss-cpu wheel has no GPU code)", file=sys.stderr)
+        log.error("--gpu yes but FAISS sees no GPU (the faiss-cpu wheel has no GPU code)")
         return 2
     use_gpu = args.gpu != "no" and faiss_index.gpu_count() > 0
     try:
@@ -256,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sidecar = build_new(args.store, args.out, args.level, args.factory, int(args.memory_gb * 2**30), use_gpu)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        log.error("%s", e)
         return 2
     tuned = (
         f"nprobe {sidecar['nprobe']}, recall@10 {sidecar['recall_at_10']:.3f}"

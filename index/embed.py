@@ -19,11 +19,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from models.base import POOLS, Backbone, global_pool
 from models.s3dg import speednet_pool
 from pipeline.loader import eval_loader
+from pipeline.progress import progress as progress_bar
 from pipeline.windows import video_windows
 
 EMBED_POOLS = (*POOLS, "speednet")
@@ -67,7 +67,7 @@ def video_embeddings(
         shards, "eval", {"T": T, "n": clips}, size=size, batch_size=batch_size, device=device, samples=samples
     )
     keys, labels, rows = [], [], []
-    for batch in tqdm(loader, desc="embed videos", disable=not progress):
+    for batch in progress_bar(loader, desc="embed videos", unit="batch", enabled=progress):
         features = _pooled(backbone, batch.video, pool, device, max_clips)
         sample = batch.sample
         for s in range(int(sample.max()) + 1):
@@ -105,7 +105,7 @@ def window_embeddings(
     sends each video whose windows would not fit 512 MB there)."""
     options = {"T": T, "stride": stride, "rate": rate}
     loader = eval_loader(shards, "sliding", options, size=size, batch_size=batch_size, device=device, samples=samples)
-    for batch in tqdm(loader, desc="embed windows", disable=not progress):
+    for batch in progress_bar(loader, desc="embed windows", unit="batch", enabled=progress):
         features = torch.nn.functional.normalize(_pooled(backbone, batch.video, pool, device, max_clips), dim=1).numpy()
         sample = batch.sample.numpy()
         indices = batch.indices.numpy()

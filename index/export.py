@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -26,18 +27,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from index import store
 from index.embed import video_embeddings, window_embeddings, windows_of_video
 from models.base import POOLS, Backbone
 from models.trained import load_trained
-from pipeline.device import torch_device
+from pipeline import logs
+from pipeline.device import add_device_option, apply_device_option, torch_device
+from pipeline.help_format import HelpFormatter
 from pipeline.loose_videos import find_videos, shard_files
 from pipeline.normalise import EncodeSettings, Rejected
 from pipeline.plans import sliding_count
+from pipeline.progress import progress as progress_bar
 from pipeline.shards import ShardIndex, resolve_shards
 from pipeline.windows import windows_in
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,9 @@ def export_unit(
         clips["stride"][rows] = settings.stride
         clips["rate"][rows] = settings.rate
     video_emb = np.zeros((len(videos), backbone.out_channels), np.float32)
-    keys, _, emb = video_embeddings(backbone, tars, clips=settings.video_clips, batch_size=2, **common)
+    # on a GPU, 8 videos a batch keep NVDEC's engines busy (one decoder session per video at a time)
+    batch = 8 if device == "cuda" else 2
+    keys, _, emb = video_embeddings(backbone, tars, clips=settings.video_clips, batch_size=batch, **common)
     for key, row in zip(keys, emb):
         video_emb[where[key] - videos[0]] = row
     store.write_unit(
@@ -200,11 +207,11 @@ def export(
     root = store.create(out, layout, backbone.out_channels, attrs)
     _check_same(root, attrs, layout, out)
     mine = [u for u in store.pending_units(root) if u % world == rank]
-    bar = tqdm(
+    bar = progress_bar(
         total=sum(len(layout.videos_of(u)) for u in mine),
         unit="video",
         desc=f"export rank {rank}",
-        disable=not progress,
+        enabled=progress,
     )
     for unit in mine:
         export_unit(root, unit, layout, metas, backbone, tars, settings, device)
@@ -239,7 +246,7 @@ def _normalised(videos: Path, folder: Path, rank: int, progress: bool, poll_s: f
             failed.write_text(str(error))
             raise
         for r in rejected:
-            print(f"skipped {r['path']}: {r['reason']}", file=sys.stderr)
+            log.warning("skipped %s: %s", r["path"], r["reason"])
     while not tar.is_file():
         if failed.is_file() and failed.stat().st_mtime > started - 60:  # not a marker left by an earlier run
             raise ValueError(f"rank 0 could not normalise {videos}: {failed.read_text()}")
@@ -248,11 +255,16 @@ def _normalised(videos: Path, folder: Path, rank: int, progress: bool, poll_s: f
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m index.export", description=__doc__.split("\n\n")[0])
+    logs.configure()
+    p = argparse.ArgumentParser(
+        prog="python -m index.export", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     p.add_argument("checkpoint", type=Path, help="a checkpoint written by jobs.pretrain")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--shards", help="a split folder, a glob of tars or a manifest.json")
-    src.add_argument("--videos", type=Path, help="a folder of video files (normalised into OUT.shards/ first)")
+    src.add_argument("--shards", help="a split folder, a glob of tars or a manifest.json (this or --videos)")
+    src.add_argument(
+        "--videos", type=Path, help="a folder of video files, normalised into OUT.shards/ first (this or --shards)"
+    )
     p.add_argument("--out", type=Path, required=True, help="the zarr store to write (NAME.zarr)")
     d = ExportSettings()
     p.add_argument("--frames", type=int, default=d.T, help="frames per clip (default %(default)s)")
@@ -260,15 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=d.rate, help="playback rate of the windows (default %(default)s)")
     p.add_argument("--size", type=int, default=d.size, help="centre crop side (default %(default)s)")
     p.add_argument("--pool", choices=POOLS, default=d.pool, help="global pooling of the last conv features")
-    p.add_argument("--video-clips", type=int, default=d.video_clips, help="clips per video embedding (default 10)")
+    p.add_argument(
+        "--video-clips", type=int, default=d.video_clips, help="clips per video embedding (default %(default)s)"
+    )
     p.add_argument("--videos-per-unit", type=int, default=d.videos_per_unit, help="videos per resumable unit")
     p.add_argument(
         "--chunk-rows", type=int, default=d.chunk_rows, help="zarr chunk of window rows (default %(default)s)"
     )
     p.add_argument("--rank", type=int, help="this process's rank (default: RANK or SLURM_PROCID, else 0)")
     p.add_argument("--world", type=int, help="number of processes (default: WORLD_SIZE or SLURM_NTASKS, else 1)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (nor progress lines in a log file)")
+    add_device_option(p)
     args = p.parse_args(argv)
+    apply_device_option(args)
     device = torch_device()
     try:
         settings = ExportSettings(
@@ -300,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress,
         )
     except (ValueError, FileNotFoundError, Rejected) as error:
-        print(f"error: {error}", file=sys.stderr)
+        log.error("%s", error)
         return 2
     root = store.open_store(args.out, mode="r")
     rows = int((root["clips"]["video"][:] >= 0).sum())

@@ -23,11 +23,16 @@ Padding ids: where fewer than k rows exist, a result row ends in id -1 with scor
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 
-import faiss
 import numpy as np
+
+from pipeline.extras import optional_import
+
+faiss = optional_import("faiss", "FAISS")
+
+log = logging.getLogger(__name__)
 
 MIN_POINTS_PER_LIST = 39  # FAISS warns below this many training points per centroid
 PQ_CHOICES = (64, 48, 32, 16, 8, 4, 2, 1)
@@ -85,15 +90,37 @@ def _training_rows(n: int, nlist: int, pq: bool, per_list: int, seed: int) -> np
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
+def gpu_cloner_settings(factory: str) -> dict:
+    """How ``build`` copies an IVF index to the GPU (fields of ``faiss.GpuClonerOptions``).
+
+    ``useFloat16``: for IVF-PQ it makes the lookup tables float16 (``useFloat16LookupTables``); with
+    float32 tables a 64-byte code needs more shared memory than a GPU block has, and the clone fails.
+    For SQ8 and Flat lists it is not used. ``shard`` stays off: the index goes to one GPU on purpose,
+    since replicating it on every GPU (``index_cpu_to_all_gpus``'s default) trains and adds the same
+    data N times, for N times the memory and no speed-up."""
+    return {"useFloat16": "PQ" in factory, "shard": False}
+
+
+def _to_gpu(index: faiss.Index, factory: str):
+    """``index`` cloned to GPU 0 with ``gpu_cloner_settings``; the resources stay alive with it."""
+    resources = faiss.StandardGpuResources()
+    options = faiss.GpuClonerOptions()
+    for name, value in gpu_cloner_settings(factory).items():
+        setattr(options, name, value)
+    work = faiss.index_cpu_to_gpu(resources, 0, index, options)
+    work.referenced_objects = [resources]  # FAISS does not own the resources; keep them with the index
+    return work
+
+
 def build(
     vectors: np.ndarray, ids: np.ndarray, factory: str, use_gpu: bool, *, train_per_list: int = 256, seed: int = 0
 ) -> faiss.Index:
     """A trained CPU index of ``vectors`` (float32 unit rows) under ``ids`` (int64), inner product.
 
     IVF indexes are trained on a seeded subsample (``train_per_list`` rows a list, 39 to 256) and,
-    when ``uses_gpu``, trained and filled on all GPUs then copied back to CPU so the caller can
-    ``faiss.write_index`` it. A GPU that refuses the index (some PQ sizes) falls back to CPU, with a
-    warning on stderr."""
+    when ``uses_gpu``, trained and filled on one GPU (``gpu_cloner_settings``) then copied back to CPU
+    so the caller can ``faiss.write_index`` it. A GPU that refuses the index, or runs out of memory
+    training or adding, leaves the work to the CPU, said in one logged line."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if vectors.ndim != 2 or len(vectors) != len(ids):
@@ -113,16 +140,20 @@ def build(
     if n < ivf.nlist:
         raise ValueError(f"{n} rows cannot train {ivf.nlist} lists (factory {factory!r})")
     sample = vectors[_training_rows(n, ivf.nlist, "PQ" in factory, train_per_list, seed)]
-    work = index
     if uses_gpu(factory, use_gpu):
         try:
-            work = faiss.index_cpu_to_all_gpus(index)
-        except RuntimeError as e:  # e.g. a PQ code size the GPU kernels do not support
-            print(f"warning: building {factory} on CPU, the GPU refused it: {e}", file=sys.stderr)
-    work.train(sample)
+            work = _to_gpu(index, factory)
+            work.train(sample)
+            work.add_with_ids(vectors, ids)
+            return faiss.index_gpu_to_cpu(work)
+        except RuntimeError as e:  # a code size the GPU kernels refuse, or out of GPU memory
+            reason = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+            log.warning("building %s on CPU: the GPU failed (%s)", factory, reason)
+            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)  # untouched by the GPU
+    index.train(sample)
     del sample
-    work.add_with_ids(vectors, ids)
-    return index if work is index else faiss.index_gpu_to_cpu(work)
+    index.add_with_ids(vectors, ids)
+    return index
 
 
 def set_nprobe(index: faiss.Index, nprobe: int) -> None:

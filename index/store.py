@@ -22,6 +22,13 @@ fingerprint of the weights), ``clips`` (T, stride, rate, size, pool), ``videos``
 pool), ``shards`` (the tar paths, in order, whose samples are the rows of ``videos/*``), ``encode``
 (the shard job's normalisation, so a query clip is prepared the same way), and ``complete``.
 
+Compression: both ``embedding`` arrays use Zarr v3's standard ``blosc`` codec (zstd, level 3, byte
+shuffle over the 2-byte floats), which any v3 reader knows; zarr's ``BloscCodec`` only describes it:
+every chunk is compressed and decompressed by numcodecs' ``Blosc`` (c-blosc, built into numcodecs),
+which needs numcodecs >= 0.16 to be handed the item size (older ones shuffle single bytes, a no-op).
+The other arrays keep zarr's default (zstd). Each array's codecs are in its own metadata, so stores
+written by earlier versions, which used the same codecs, read as before.
+
 Work is cut into units of whole videos. A unit owns a row range of ``clips/*`` that starts on a
 chunk boundary and is padded to whole chunks (padding rows have video -1), and whole chunks of
 ``videos/*``; so ranks writing different units never touch the same chunk file, and a unit
@@ -52,7 +59,9 @@ CLIP_COLUMNS = {
     "rate": "float32",
 }
 VIDEO_COLUMNS = {"fps": "float32", "frames": "int32"}
-# float16 rows of a few hundred dims compress little; byte shuffle + zstd still saves ~10%.
+# Unit float16 rows compress little (zstd saves ~8% on random 256-d rows). Not numcodecs.zarr3.Blosc:
+# that module is deprecated, and its codec is named "numcodecs.blosc", outside the v3 spec (zarr
+# warns that other implementations may not read it), and shuffles single bytes unless given a typesize.
 _EMBEDDING_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle)
 
 

@@ -164,10 +164,10 @@ class RSPNet(nn.Module):
         perm = rng.permutation(len(rows))
         shuffled = _grouped(
             self.key_backbone,
-            video[torch.as_tensor(rows[perm], device=video.device)],
+            video[_on_device(rows[perm], video.device)],
             _groups(videos, self.bn_groups, per_video),
         )
-        return shuffled[torch.as_tensor(np.argsort(perm), device=video.device)].view(videos, per_video, -1)
+        return shuffled[_on_device(np.argsort(perm), video.device)].view(videos, per_video, -1)
 
     def _momentum_pairs(self):
         yield self.backbone, self.key_backbone
@@ -189,7 +189,7 @@ class RSPNet(nn.Module):
             picks = [np.zeros(videos, int)]  # VID: the same-speed c_j
         with torch.no_grad():
             positives = [
-                self.key_g_a(keys[torch.arange(videos), torch.as_tensor(p, device=keys.device)]) for p in picks
+                self.key_g_a(keys[torch.arange(videos, device=keys.device), _on_device(p, keys.device)]) for p in picks
             ]
         negatives = self.queue.keys.clone()  # push() below overwrites keys that backward still needs
         loss = sum(info_nce(q, k, negatives, self.tau) for k in positives)
@@ -198,6 +198,13 @@ class RSPNet(nn.Module):
         hits = [(qn * nn.functional.normalize(k, dim=1)).sum(1) > nearest_negative for k in positives]
         self.queue.push(positives[-1])
         return {"loss_a": loss, "avid_acc": torch.stack(hits).float().mean()}
+
+
+def _on_device(indices: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host indices (drawn by the seeded numpy generator) on ``device`` without stalling the host: a
+    pinned, non-blocking copy on CUDA, where a plain ``as_tensor(..., device=)`` waits for the copy."""
+    tensor = torch.from_numpy(np.ascontiguousarray(indices, dtype=np.int64))
+    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor
 
 
 def _check_rsp_speeds(speed) -> None:
@@ -254,15 +261,11 @@ class KeyQueue(nn.Module):
 
 
 def _gather_ranks(x: torch.Tensor) -> torch.Tensor:
-    """Every rank's rows, in rank order. Ranks may hold different numbers of rows (the loader
-    drops samples it cannot decode), so rows are padded to the largest count for the exchange."""
+    """Every rank's rows, in rank order, in one fixed-size collective: no sizes exchanged, nothing read
+    back to the host. Every rank holds the same number of rows, since training batches are topped up
+    to the same size on every rank (``pipeline.loader``), whatever samples were dropped."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    world = dist.get_world_size()
-    counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
-    dist.all_gather(counts, torch.tensor([len(x)], device=x.device))
-    padded = x.new_zeros((int(max(counts)), *x.shape[1:]))
-    padded[: len(x)] = x
-    parts = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(parts, padded)
-    return torch.cat([part[: int(n)] for part, n in zip(parts, counts)])
+    out = x.new_empty((dist.get_world_size() * len(x), *x.shape[1:]))
+    dist.all_gather_into_tensor(out, x.contiguous())
+    return out

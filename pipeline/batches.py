@@ -96,8 +96,8 @@ class Batch:
 @dataclass
 class PreparedBatch:
     """One step before decoding: the feeds, the per-clip lists ``Batch.from_clips`` reads (the
-    ``Batch`` fields; and per sample ``clips_per_sample`` and ``video_frames``, its stored frame
-    count), and the samples left out as too short."""
+    ``Batch`` fields; and per sample ``clips_per_sample``, ``video_frames`` (its stored frame count),
+    ``video_codec`` and ``video_size`` (width, height)), and the samples left out as too short."""
 
     feeds: dict[str, list[np.ndarray]]
     info: dict
@@ -134,6 +134,8 @@ def prepare_batch(
             "indices",
             "clips_per_sample",
             "video_frames",
+            "video_codec",
+            "video_size",
         )
     }
     too_short = []
@@ -161,6 +163,8 @@ def prepare_batch(
         sample = len(feeds["encoded"])
         info["clips_per_sample"].append(len(clips))
         info["video_frames"].append(meta.frames)
+        info["video_codec"].append(meta.codec)
+        info["video_size"].append((meta.width, meta.height))
         feeds["encoded"].append(np.frombuffer(data, np.uint8))
         feeds["frames"].append(frames.astype(np.int32))
         feeds["order"].append(order.astype(np.int32).ravel())

@@ -4,18 +4,24 @@
 DALI pulls batches from a Python source a few steps ahead of the one it returns. A sample it cannot
 decode fails the whole batch: the samples an independent decoder cannot read either are dropped and
 the graph is rebuilt at that step, so the rerun batch is the one the step gives without them.
+
+On a GPU a graph decodes either on NVDEC or on the CPU (then augments on the GPU): the CPU where this
+host has no NVDEC, and for every batch holding a sample below NVDEC's minimum size
+(``pipeline.nvdec``). The source ends a graph's run where the next batch needs the other decoder,
+and the next graph starts with that batch.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import io
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 
-from pipeline import graph
+from pipeline import graph, nvdec
 from pipeline.batches import Batch, PreparedBatch
 from pipeline.steps import StepPlanner
 
@@ -28,18 +34,36 @@ class _Source:
     steps whose samples were all too short ride with the next batch, or with the epoch's end
     (``skipped``)."""
 
-    def __init__(self, planner: StepPlanner, epoch: int, step: int, steps: int, feeds: tuple[str, ...]):
+    def __init__(
+        self,
+        planner: StepPlanner,
+        epoch: int,
+        step: int,
+        steps: int,
+        feeds: tuple[str, ...],
+        decode_on: str = "cpu",
+        route=lambda batch: "cpu",
+        first: PreparedBatch | None = None,
+        skipped: list[str] | None = None,
+    ):
         self.planner, self.epoch, self.step, self.steps, self.feeds = planner, epoch, step, steps, feeds
+        self.decode_on, self.route = decode_on, route
         self.pending: collections.deque[PreparedBatch] = collections.deque()
-        self.skipped: list[str] = []
+        self.skipped: list[str] = list(skipped or [])
+        self.first = first  # a batch the previous graph handed over: it is this one's to decode
+        self.handover: PreparedBatch | None = None  # the batch that needs the other decoder
 
     def __call__(self, _info=None):
-        while self.step < self.steps:
-            batch = self.planner.prepare(self.epoch, self.step)
-            self.step += 1
+        while self.step < self.steps and self.handover is None:
+            batch, self.first = self.first or self.planner.prepare(self.epoch, self.step), None
             if not batch.feeds["encoded"]:
+                self.step += 1
                 self.skipped.extend(batch.too_short)
                 continue
+            if self.route(batch) != self.decode_on:
+                self.handover = batch  # ends this graph's run; the next graph starts with it
+                break
+            self.step += 1
             batch.too_short, self.skipped = self.skipped + batch.too_short, []
             self.pending.append(batch)
             return tuple(batch.feeds[name] for name in self.feeds)
@@ -50,12 +74,21 @@ def dali_batches(loader) -> Iterator[Batch]:
     """The rest of ``loader``'s epoch from ``loader.step``; keeps its step, ``dropped`` and bad keys."""
     augment, blur = loader.augment, loader.blur
     feeds = graph.feeds_for(augment.antialias, augment.colour, blur)
-    while True:  # once, plus once more after each undecodable batch
-        source = _Source(loader.planner, loader.epoch, loader.step, loader.steps_per_epoch, feeds)
+    route = functools.partial(decode_place, has_nvdec=loader.nvdec)
+    first, skipped = None, []
+    while True:  # once, plus once more after each undecodable batch and at each change of decoder
+        if first is None and loader.step < loader.steps_per_epoch:  # its batch says where to decode
+            first = loader.planner.prepare(loader.epoch, loader.step)
+        decode_on = route(first) if first is not None else "cpu"
+        source = _Source(
+            loader.planner, loader.epoch, loader.step, loader.steps_per_epoch, feeds, decode_on, route, first, skipped
+        )
+        first, skipped = None, []
         pipe = graph.build(
             source,
             batch_size=loader.batch_size,
             device_id=None if loader.device == "cpu" else torch.cuda.current_device(),
+            decode_on=decode_on,
             num_threads=loader.num_threads,
             antialias=augment.antialias,
             colour=augment.colour,
@@ -68,17 +101,39 @@ def dali_batches(loader) -> Iterator[Batch]:
                 try:
                     (out,) = pipe.run()
                 except StopIteration:
+                    if source.handover is not None:  # the next batch needs the other decoder
+                        first, skipped = source.handover, source.skipped
+                        break
                     loader.count_too_short(source.skipped)
                     return
                 except RuntimeError as error:  # a sample DALI cannot decode
                     _drop_undecodable(loader, source.pending.popleft(), error)
                     break
                 batch = source.pending.popleft()
+                if decode_on == "cpu" and (loader.nvdec or loader.device == "gpu"):
+                    loader.cpu_decoded.extend(_small_keys(batch))
                 loader.count_too_short(batch.too_short)
                 loader.step = batch.info["step"] + 1
                 yield Batch.from_clips(_to_torch(out, batch.info, loader.device, loader.normalise_pixels), batch.info)
         finally:
             del pipe
+
+
+def decode_place(batch: PreparedBatch, has_nvdec: bool) -> str:
+    """Where DALI decodes ``batch``: ``gpu`` (NVDEC) only where there is NVDEC (``loader.nvdec``: a GPU
+    host whose driver has it) and every sample fits NVDEC's minimum size; otherwise ``cpu``."""
+    if not has_nvdec:
+        return "cpu"
+    sizes = zip(batch.info["video_codec"], batch.info["video_size"])
+    return "gpu" if all(nvdec.fits(codec, w, h) for codec, (w, h) in sizes) else "cpu"
+
+
+def _small_keys(batch: PreparedBatch) -> list[str]:
+    """Keys of the samples of ``batch`` below NVDEC's minimum, one per sample."""
+    first_clips = np.cumsum([0] + batch.info["clips_per_sample"][:-1])
+    keys = [batch.info["keys"][i] for i in first_clips]
+    sizes = zip(batch.info["video_codec"], batch.info["video_size"])
+    return [key for key, (codec, (w, h)) in zip(keys, sizes) if not nvdec.fits(codec, w, h)]
 
 
 def _drop_undecodable(loader, batch: PreparedBatch, error: Exception) -> None:
@@ -95,12 +150,12 @@ def _drop_undecodable(loader, batch: PreparedBatch, error: Exception) -> None:
 
 def _to_torch(out, info: dict, device: str, normalised: bool):
     per_sample = info["clips_per_sample"]
-    if device == "gpu":
-        samples = [_gpu_tensor(out[i]) for i in range(len(per_sample))]
-    elif out.is_dense_tensor():  # one copy out of DALI's buffer for the whole batch
-        dense = torch.from_numpy(np.array(out.as_tensor()))
+    if out.is_dense_tensor():  # one copy out of DALI's buffer for the whole batch
+        dense = _gpu_tensor(out.as_tensor()) if device == "gpu" else torch.from_numpy(np.array(out.as_tensor()))
         samples = list(dense) if len(set(per_sample)) > 1 else [dense.reshape(-1, *dense.shape[2:])]
         per_sample = per_sample if len(set(per_sample)) > 1 else [sum(per_sample)]
+    elif device == "gpu":  # ragged (previews without augmentation): a copy per sample
+        samples = [_gpu_tensor(out[i]) for i in range(len(per_sample))]
     else:
         samples = [torch.from_numpy(np.array(out[i])) for i in range(len(per_sample))]
     clips = [x.reshape(k, -1, *x.shape[1:]) for x, k in zip(samples, per_sample)]  # (K, T, ...) each
@@ -115,7 +170,8 @@ def _layout(x: torch.Tensor, normalised: bool) -> torch.Tensor:
 
 
 def _gpu_tensor(tensor) -> torch.Tensor:
-    """Copy one DALI GPU sample into a new torch tensor, ordered after DALI's work on its stream."""
+    """Copy a DALI GPU tensor (a sample, or a dense batch) into a new torch tensor, on torch's stream
+    after DALI's work: no host synchronisation. The layout permutes that follow run on the GPU."""
     from nvidia.dali import types
     from nvidia.dali.plugin.pytorch import feed_ndarray
 

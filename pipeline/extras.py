@@ -7,6 +7,7 @@ extra, raised where it is first used (``MissingExtra``), not a traceback at impo
 from __future__ import annotations
 
 import importlib
+import sys
 import types
 
 INSTALL = "pip install -e '.[cpu]' on a host without a GPU, '.[gpu]' for CUDA 13 or '.[gpu-cu12]' for CUDA 12"
@@ -48,3 +49,20 @@ def require(module: types.ModuleType) -> types.ModuleType:
     if isinstance(module, _Missing):
         raise MissingExtra(module._message)
     return module
+
+
+def one_line_for_missing_extras() -> None:
+    """Print a ``MissingExtra`` that ends a command as its one line (``error: ...``, exit status 1),
+    not a traceback; other exceptions keep the hook they had. Called once by ``pipeline.logs.configure``."""
+    previous = sys.excepthook
+    if getattr(previous, "_missing_extras", False):
+        return
+
+    def hook(kind, error, traceback):
+        if isinstance(error, MissingExtra):
+            print(f"error: {error}", file=sys.stderr)
+        else:
+            previous(kind, error, traceback)
+
+    hook._missing_extras = True
+    sys.excepthook = hook

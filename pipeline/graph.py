@@ -1,9 +1,9 @@
 """The DALI graph: encoded videos and their plans in, augmented clips out. One graph for CPU and GPU.
 
 It reads the feeds of ``pipeline.batches`` (the contract, documented there). Only the decoder's
-backend changes between a GPU (``mixed``: NVDEC) and a CPU machine; every later op runs where its
-input is. On a host without a GPU the loader uses the CPU path (``pipeline.torch_augment``) instead,
-unless asked for ``decoder="dali"``.
+backend changes between a GPU (``mixed``: NVDEC; or the CPU decoder, then the frames copied to the
+GPU) and a CPU machine; every later op runs where its input is. On a host without a GPU the loader
+uses the CPU path (``pipeline.torch_augment``) instead, unless asked for ``decoder="dali"``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def build(
     batch_size: int,
     device_id: int | None,
     num_threads: int,
+    decode_on: str = "gpu",
     antialias: bool,
     colour: bool,
     blur: bool,
@@ -57,7 +58,9 @@ def build(
 ):
     """A built pipeline that pulls batches from ``source``: a DALI batch-mode callable returning the
     feeds ``feeds_for(antialias, colour, blur)`` names, in that order. ``blur_kernel``: the blur's
-    window side (0: DALI derives it from each sigma)."""
+    window side (0: DALI derives it from each sigma). ``decode_on``: with a ``device_id``, ``gpu``
+    decodes on NVDEC and ``cpu`` on the CPU, the augmentation staying on the GPU either way."""
+    on_nvdec = device_id is not None and decode_on == "gpu"
 
     names = feeds_for(antialias, colour, blur)
 
@@ -73,8 +76,10 @@ def build(
         )
         encoded, frames, order, size, matrix = (feed[n] for n in ("encoded", "frames", "order", "size", "matrix"))
         video = fn.decoders.video(
-            encoded, device="cpu" if device_id is None else "mixed", frames=frames, pad_mode="none"
+            encoded, device="mixed" if on_nvdec else "cpu", frames=frames, pad_mode="none"
         )  # plans never ask past the end: an error here is a bug
+        if device_id is not None and not on_nvdec:
+            video = video.gpu()
         video = fn.sequence_rearrange(video, new_order=order)
         if antialias:
             video = fn.resize(video, size=feed["resize"], antialias=True, interp_type=types.INTERP_LINEAR)

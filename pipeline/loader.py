@@ -27,6 +27,8 @@ from pipeline import order
 from pipeline.augment import AugmentConfig
 from pipeline.batches import Batch
 from pipeline.device import loader_device
+from pipeline.extras import optional_import, require
+from pipeline.nvdec import usable as nvdec_usable
 from pipeline.plans import PLANS
 from pipeline.shards import ShardIndex, resolve_shards
 from pipeline.steps import Plan, StepPlanner
@@ -52,6 +54,15 @@ def loader_decoder(choice: str, device: str) -> str:
     return choice
 
 
+NVDEC_THREADS = 8  # DALI's mixed decoder runs one NVDEC session per thread; H100/H200 have 7 engines
+
+
+def default_threads(nvdec: bool) -> int:
+    """Decoding threads when none are asked for: enough NVDEC sessions to keep every engine of the
+    GPU busy, else 2 (DALI's CPU threads, or the CPU path's worker processes; a 2-core host's count)."""
+    return NVDEC_THREADS if nvdec else 2
+
+
 class VideoLoader:
     """Batches of clips from shards. ``plan`` names a plan of ``pipeline.plans`` (its keyword
     arguments in ``plan_options``); ``augment`` defaults to the paper recipe for the plan; ``rank`` and
@@ -59,7 +70,7 @@ class VideoLoader:
     ``samples`` (positions in the shards' sample order) reads exactly those, in that order, once per
     epoch, instead of the epoch order: how the export job reads one unit of videos. ``decoder``:
     ``auto``, ``dali`` or ``pyav`` (the CPU path; its tensors stay on the CPU). ``num_threads``: DALI's
-    threads, or the CPU path's worker processes."""
+    threads, or the CPU path's worker processes; 0 chooses (``default_threads``)."""
 
     def __init__(
         self,
@@ -74,7 +85,7 @@ class VideoLoader:
         seed: int = 0,
         epoch: int = 0,
         step: int = 0,
-        num_threads: int = 2,
+        num_threads: int = 0,
         shuffle: bool = True,
         normalise_pixels: bool = True,
         samples: list[int] | None = None,
@@ -90,7 +101,13 @@ class VideoLoader:
         self.epoch, self.step, self.shuffle, self.normalise_pixels = epoch, step, shuffle, normalise_pixels
         self.device = loader_device(device)
         self.decoder = loader_decoder(decoder, self.device)
-        self.num_threads = num_threads
+        if self.decoder == "dali":  # before any work: a missing DALI is one line naming the extra
+            require(optional_import("nvidia.dali", "DALI (GPU decoding, or decoder='dali')"))
+        # Where DALI decodes: NVDEC on a GPU that has it, else the CPU, with the augmentation still on
+        # the GPU. Batches with a sample too small for NVDEC decode on the CPU too (``cpu_decoded``).
+        self.nvdec = self.decoder == "dali" and self.device == "gpu" and nvdec_usable()
+        self.cpu_decoded: list[str] = []  # keys of samples DALI decoded on the CPU although on a GPU
+        self.num_threads = num_threads or default_threads(self.nvdec)
         self.samples = None if samples is None else np.asarray(samples, dtype=np.int64)
         if (
             self.samples is not None

@@ -11,9 +11,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipeline.normalise import CODECS, EncodeSettings, Rejected, normalise
+from pipeline.progress import progress as progress_bar
 from pipeline.shard_format import SampleMeta, make_key
 from pipeline.tar_writer import ShardTarWriter
 
@@ -49,7 +48,7 @@ def shard_files(
     codec = CODECS[settings.codec]
     rejected, seen = [], set()
     with ShardTarWriter(tar) as writer:
-        for path in tqdm(list(paths), desc="normalise", unit="video", disable=not progress):
+        for path in progress_bar(list(paths), desc="normalise", unit="video", enabled=progress):
             try:
                 video = normalise(path, settings)
             except Rejected as e:

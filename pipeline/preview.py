@@ -9,18 +9,23 @@ indices, then its frames) and an ``.npz`` with the frames, their sample keys and
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pipeline import logs
 from pipeline.augment import AugmentConfig
 from pipeline.batches import Batch
+from pipeline.help_format import HelpFormatter
 from pipeline.loader import DEFAULT_AUGMENT, VideoLoader
 from pipeline.plans import PLANS
 
 LABEL_WIDTH = 260
+
+log = logging.getLogger(__name__)
 
 
 def contact_sheet(clips: list[np.ndarray], captions: list[str], max_frames: int = 8, cell: int = 96) -> Image.Image:
@@ -56,15 +61,23 @@ def caption(batch: Batch, c: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.preview", description=__doc__.split("\n\n")[0])
+    logs.configure()
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.preview", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     p.add_argument("shards", help="split folder, glob of .tar files, or manifest.json")
-    p.add_argument("--plan", choices=sorted(PLANS), default="rspnet")
-    p.add_argument("--batches", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--plan", choices=sorted(PLANS), default="rspnet", help="the frame-index plan, as training uses it")
+    p.add_argument("--batches", type=int, default=2, help="batches to write")
+    p.add_argument("--batch-size", type=int, default=4, help="videos per batch")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNG and .npz files")
     p.add_argument("--no-augment", action="store_true", help="decoded frames at the stored size, no augmentation")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    p.add_argument("--seed", type=int, default=0, help="seed of the plan's and the augmentation's draws")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "gpu"],
+        default="auto",
+        help="where to decode (auto: the GPU if there is one)",
+    )
     args = p.parse_args(argv)
     try:
         augment = AugmentConfig("none") if args.no_augment else DEFAULT_AUGMENT[args.plan]
@@ -78,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             normalise_pixels=False,
         )
     except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        log.error("%s", e)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -107,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         written += 1
         print(f"wrote {stem}.png and {stem.name}.npz ({len(clips)} clips)")
     if loader.dropped:
-        print(
-            f"dropped {len(loader.dropped)} samples: "
-            + "; ".join(f"{d['key']}: {d['reason']}" for d in loader.dropped[:5])
+        log.warning(
+            "dropped %d samples: %s",
+            len(loader.dropped),
+            "; ".join(f"{d['key']}: {d['reason']}" for d in loader.dropped[:5]),
         )
     return 0 if written else 1
 

@@ -5,16 +5,29 @@ Helpers live in ``tests/support/``; this file holds fixtures and the Hypothesis 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from pipeline.device import ENV as DEVICE_ENV
+
+# The suite's tolerances are the CPU's: on a GPU machine every command would otherwise pick CUDA (NVDEC,
+# bf16). Set before any fixture runs, so subprocesses inherit it; GPU-marked tests lift it (below).
+os.environ[DEVICE_ENV] = "cpu"
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "real"
 
 # Every property test without its own @settings: no deadline (slow CI machines), 150 examples.
 settings.register_profile("plans", deadline=None, max_examples=150)
 settings.load_profile("plans")
+
+
+@pytest.fixture(autouse=True)
+def _gpu_tests_may_use_the_gpu(request, monkeypatch):
+    if request.node.get_closest_marker("gpu"):
+        monkeypatch.setenv(DEVICE_ENV, "auto")
 
 
 @pytest.fixture(scope="session")

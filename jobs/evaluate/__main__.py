@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -27,15 +28,27 @@ from jobs.evaluate.retrieval import POOLINGS, retrieval
 from jobs.evaluate.rsp_test import rsp_accuracy
 from jobs.evaluate.speed_test import POSITIONS, speed_accuracy
 from models.trained import load_trained
-from pipeline.device import torch_device
+from pipeline import logs
+from pipeline.device import add_device_option, apply_device_option, torch_device
+from pipeline.help_format import HelpFormatter
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m jobs.evaluate", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     p.add_argument("checkpoint", type=Path, help="a checkpoint written by jobs.pretrain")
-    p.add_argument("task", choices=("speed", "rsp", "retrieval"))
+    p.add_argument(
+        "task",
+        choices=("speed", "rsp", "retrieval"),
+        help="speed: SpeedNet's 1x-vs-2x test; rsp: RSPNet's relative-speed test; retrieval: the VCOP protocol",
+    )
     p.add_argument("--shards", required=True, help="held-out shards (the queries, for retrieval)")
-    p.add_argument("--gallery", help="retrieval: the shards searched (e.g. the train split)")
+    p.add_argument(
+        "--gallery", help="retrieval: the shards searched, e.g. the train split (no default: retrieval needs it)"
+    )
     p.add_argument("--size", type=int, help="centre crop side (default: 224 speed, 112 rsp and retrieval)")
     p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     p.add_argument(
@@ -50,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         help="retrieval: how each clip's last conv features are pooled: avg (global average, the VCOP "
         "protocol; the default) or speednet (max over space, then mean over time, as SpeedNet pools)",
     )
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (and nothing else on stdout)")
+    add_device_option(p)
     args = p.parse_args(argv)
+    apply_device_option(args)
+    logs.configure(quiet=args.json)
     device = torch_device()
     try:
         if args.positions is not None and (args.task != "speed" or args.positions < 1):
@@ -90,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=True,
             )
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+        log.error("%s", error)
         return 2
     print(
         json.dumps(result)

@@ -14,20 +14,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from index.export import ExportSettings, export
 from jobs.argtypes import positive_int
 from jobs.evaluate.probe import label_splits, linear_probe, read_split
+from pipeline import logs
 from pipeline.atomic import atomic_write_text
-from pipeline.device import torch_device
+from pipeline.device import add_device_option, apply_device_option, torch_device
+from pipeline.help_format import HelpFormatter
 from pipeline.normalise import Rejected
 from pipeline.shards import resolve_shards
 
+log = logging.getLogger(__name__)
+
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.evaluate.linear_probe", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m jobs.evaluate.linear_probe",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("checkpoint", type=Path, help="a checkpoint written by jobs.pretrain")
     p.add_argument("--data", type=Path, required=True, help="a folder of shard splits (train/, test/)")
     p.add_argument("--train", default="train", help="the split the classifier is fitted on (default train)")
@@ -37,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=positive_int, default=112, help="centre crop side (default 112)")
     p.add_argument("--clips", type=positive_int, default=10, help="clips per video, averaged (default 10)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 weight of the classifier (default 1e-4)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (and nothing else on stdout)")
+    add_device_option(p)
     args = p.parse_args(argv)
+    apply_device_option(args)
+    logs.configure(quiet=args.json)
     out = args.out or args.checkpoint.resolve().parent.parent / f"probe-{args.data.resolve().name}"
     settings = ExportSettings(T=args.frames, stride=args.frames, size=args.size, video_clips=args.clips)
     out.mkdir(parents=True, exist_ok=True)
@@ -52,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         classes, train, test = label_splits(*splits)
         result = linear_probe(train, test, len(classes), weight_decay=args.weight_decay, device=torch_device())
     except (ValueError, FileNotFoundError, Rejected) as error:
-        print(f"error: {error}", file=sys.stderr)
+        log.error("%s", error)
         return 2
     result |= {"checkpoint": str(args.checkpoint), "data": str(args.data), "splits": [args.train, args.test]}
     atomic_write_text(out / "results.json", json.dumps(result, indent=1) + "\n")

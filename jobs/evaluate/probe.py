@@ -8,7 +8,7 @@ CPU for UCF101's 9.5k videos), and the test split's rows report top-1 and top-5.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from index import store
 
 TOP_K = (1, 5)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,7 +54,7 @@ def label_splits(train: tuple, test: tuple) -> tuple[list[str], Labelled, Labell
     index = {c: i for i, c in enumerate(classes)}
     unseen = sorted(set(test[1]) - set(classes))
     if unseen:
-        print(f"warning: test classes absent from train, their videos left out: {', '.join(unseen)}", file=sys.stderr)
+        log.warning("test classes absent from train, their videos left out: %s", ", ".join(unseen))
     keep = [i for i, label in enumerate(test[1]) if label in index]
 
     def labelled(split, rows) -> Labelled:

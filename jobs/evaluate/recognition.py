@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from jobs.evaluate.probe import topk_accuracy
 from pipeline.loader import eval_loader
+from pipeline.progress import progress as progress_bar
 
 
 def video_level(scores: np.ndarray, sample_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +40,7 @@ def recognition_accuracy(
     loader = eval_loader(shards, "eval", {"T": T, "n": clips}, size=size, batch_size=batch_size, device=device)
     logits, labels, videos = [], [], []
     seen = 0
-    for batch in tqdm(loader, desc="test", disable=not progress):
+    for batch in progress_bar(loader, desc="test", unit="batch", enabled=progress):
         if (batch.label_index < 0).any():
             raise ValueError("the test shards have unlabelled videos")
         logits.append(classifier.logits(batch.video.to(device)).float().cpu().numpy())

@@ -10,10 +10,10 @@ draws are seeded, so a model scores the same on every run.
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
 
 from objectives.rsp import ranked_right
 from pipeline.loader import eval_loader
+from pipeline.progress import progress as progress_bar
 
 
 @torch.no_grad()
@@ -35,7 +35,7 @@ def rsp_accuracy(
     options = {"T": T, "speeds": list(speeds), "shared_start": True}
     loader = eval_loader(shards, "rspnet", options, size=size, batch_size=batch_size, device=device)
     right = total = 0
-    for batch in tqdm(loader, desc="RSP test", disable=not progress):
+    for batch in progress_bar(loader, desc="RSP test", unit="batch", enabled=progress):
         m = rspnet.g_m(rspnet.backbone(batch.video.to(device)))
         m = m.view(-1, 3, m.shape[1])  # rows: the plan's anchor, positive, negative per video
         right += int(ranked_right(m[:, 0], m[:, 1], m[:, 2]).sum())

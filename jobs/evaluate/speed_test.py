@@ -6,9 +6,9 @@ a 1x and a 2x clip at each, so the score covers every part of a video, not just 
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
 
 from pipeline.loader import eval_loader
+from pipeline.progress import progress as progress_bar
 
 POSITIONS = 10  # per video, as the VCOP protocol's 10 evenly spaced clips
 
@@ -36,7 +36,7 @@ def speed_accuracy(
     options = {"T": T, "n": positions}
     loader = eval_loader(shards, "speedtest", options, size=size, batch_size=batch_size, device=device)
     right = total = 0
-    for batch in tqdm(loader, desc="speed test", disable=not progress):
+    for batch in progress_bar(loader, desc="speed test", unit="batch", enabled=progress):
         logits = torch.cat([speednet(part.to(device)) for part in torch.split(batch.video, max_clips)])
         sped_up = torch.tensor([r == "sped_up" for r in batch.role], device=logits.device)
         right += int(((logits > 0) == sped_up).sum())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -30,29 +31,53 @@ from jobs.finetune.launch import FinetuneJob
 from jobs.finetune.results import fold_dir, summarise, table
 from jobs.finetune.run import finetune
 from jobs.finetune.setup import classes_of, finetune_config
-from jobs.pretrain import launch
+from jobs.pretrain import launch, trackers
 from jobs.pretrain.config import Config
+from pipeline import logs
+from pipeline.device import add_device_option, apply_device_option
+from pipeline.help_format import HelpFormatter
+
+log = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m jobs.finetune",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("init", nargs="?", help="a pretraining checkpoint, or none for random initialisation")
-    p.add_argument("--init", dest="init_option", metavar="CKPT|none", help="the same as the positional argument")
+    p.add_argument(
+        "init",
+        nargs="?",
+        help="a pretraining checkpoint, or none for random initialisation (no default: give it here or as --init)",
+    )
+    p.add_argument(
+        "--init", dest="init_option", metavar="CKPT|none", help="the same as the positional argument (no default)"
+    )
     p.add_argument("--data", required=True, help="a folder of labelled shard splits (train/, test/); {fold} per fold")
-    p.add_argument("--folds", help="official splits to run, e.g. 1,2,3: each into RUN/fold-N, then their mean")
+    p.add_argument(
+        "--folds", help="official splits to run, e.g. 1,2,3: each into RUN/fold-N, then their mean (default: one run)"
+    )
     p.add_argument("--config", default="tiny_finetune", help="a config file or a shipped one (jobs/finetune/configs)")
-    p.add_argument("--variant", help="a variant the config offers, e.g. paper (the paper's stated lr and epochs)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    p.add_argument(
+        "--variant", help="a variant the config offers, e.g. paper (the paper's stated lr and epochs) (default: none)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override a config field (repeatable), e.g. --set optim.lr=0.01",
+    )
     p.add_argument("--run-dir", type=Path, help="where logs, checkpoints and results go (default runs/finetune-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (finished folds are kept)")
     p.add_argument("--test-clips", type=int, help="clips per test video, averaged (default: the config's)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (nor progress lines in a log file)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (and nothing else on stdout)")
+    trackers.add_argument(p)
     launch.add_arguments(p)
+    add_device_option(p)
     args = p.parse_args(argv)
     if (args.init is None) == (args.init_option is None):
         p.error("give the starting point once: a checkpoint, or none (positional or --init)")
@@ -102,8 +127,11 @@ def _check_fold(data: Path, fold: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    apply_device_option(args)
+    logs.configure(quiet=args.json)
     run_dir = args.run_dir or Path("runs") / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
+        args.report_to = trackers.from_arguments(args.report_to)
         if args.resume and args.run_dir is None:
             raise ValueError("--resume needs --run-dir, the folder of the run to continue")
         runs = plan_runs(args, run_dir)
@@ -113,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         for fold, data, fold_run, config in runs:
             done = fold_run / "results.json"
             if args.resume and done.is_file():
-                print(f"{f'split {fold}' if fold else 'the run'}: finished before, kept ({done})", file=sys.stderr)
+                log.info("%s: finished before, kept (%s)", f"split {fold}" if fold else "the run", done)
                 continue
-            print(f"run folder: {fold_run}", file=sys.stderr)
+            log.info("run folder: %s", fold_run)
             finetune(
                 config,
                 fold_run,
@@ -123,15 +151,16 @@ def main(argv: list[str] | None = None) -> int:
                 describe=_describe(args, data, fold),
                 resume=args.resume,
                 progress=not args.no_progress,
+                report_to=args.report_to,
             )
     except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        log.error("%s", error)
         return 2
     except KeyboardInterrupt:
-        print(
-            f"interrupted: the newest checkpoints under {run_dir} are whole; "
-            f"continue with --run-dir {run_dir} --resume",
-            file=sys.stderr,
+        log.warning(
+            "interrupted: the newest checkpoints under %s are whole; continue with --run-dir %s --resume",
+            run_dir,
+            run_dir,
         )
         return 130
     _print(args, summarise(run_dir, folds) if folds else json.loads((run_dir / "results.json").read_text()), run_dir)
@@ -151,6 +180,8 @@ def _submit(args: argparse.Namespace, runs: list, run_dir: Path, folds: list[int
             fold_run,
             launcher=args.launcher,
             job_type=FinetuneJob,
+            report_to=args.report_to,
+            progress=not args.no_progress,
             job_options={
                 "test_shards": str((data / "test").resolve()),
                 "describe": _describe(args, data, fold),

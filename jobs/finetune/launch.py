@@ -15,8 +15,10 @@ from jobs.pretrain.preemption import StopRequest
 class FinetuneJob(PretrainJob):
     what = "finetune"
 
-    def __init__(self, *args, test_shards: str, describe: dict, summary: tuple[str, list[int]] | None = None):
-        super().__init__(*args)
+    def __init__(
+        self, *args, test_shards: str, describe: dict, summary: tuple[str, list[int]] | None = None, **options
+    ):
+        super().__init__(*args, **options)
         self.test_shards, self.describe, self.summary = test_shards, describe, summary
 
     def work(self, stop: StopRequest, launch: dict, rank: int):
@@ -28,10 +30,11 @@ class FinetuneJob(PretrainJob):
             Path(self.test_shards),
             describe=self.describe,
             resume=True,
-            progress=False,
+            progress=self.progress,
             should_stop=stop,
             launch=launch,
             test=rank == 0,
+            report_to=self.report_to,
         )
         if result is None:
             return outcome, {"step": outcome.step}

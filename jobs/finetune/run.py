@@ -5,11 +5,11 @@ function runs in this process (``--launcher none``) and inside a submitted job (
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from jobs.evaluate.recognition import recognition_accuracy
-from jobs.pretrain import checkpoint
+from jobs.pretrain import checkpoint, trackers
 from jobs.pretrain.config import Config
 from jobs.pretrain.loop import Outcome, train
 from models.trained import load_trained
@@ -28,11 +28,21 @@ def finetune(
     should_stop: Callable[[], bool] | None = None,
     launch: dict | None = None,
     test: bool = True,
+    report_to: Iterable[str] = trackers.DEFAULT,
 ) -> tuple[Outcome, dict | None]:
     """Train ``config`` into ``run_dir``, then (unless stopped, or ``test`` is False: the other
     ranks of a multi-process job) score ``test_shards`` with ``config.data.test_clips`` clips per
-    video. The result, ``describe`` (what was fine-tuned on what) first, goes to results.json."""
-    outcome = train(config, run_dir, resume=resume, progress=progress, should_stop=should_stop, launch=launch)
+    video. The result, ``describe`` (what was fine-tuned on what) first, goes to results.json.
+    ``report_to``: the experiment trackers of the training (``jobs.pretrain.trackers``)."""
+    outcome = train(
+        config,
+        run_dir,
+        resume=resume,
+        progress=progress,
+        should_stop=should_stop,
+        launch=launch,
+        report_to=report_to,
+    )
     if outcome.stopped or not test:
         return outcome, None
     device = torch_device()

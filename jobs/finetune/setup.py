@@ -7,7 +7,7 @@ row (``rspnet_<backbone>_<dataset>``, ``speednet_s3dg_<dataset>``), each value m
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 
 from jobs.pretrain.config import Config, load
@@ -15,6 +15,8 @@ from models.trained import load_trained
 from pipeline.shards import ShardIndex, resolve_shards
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+
+log = logging.getLogger(__name__)
 
 
 def classes_of(data: Path, train: str = "train", test: str = "test") -> list[str]:
@@ -35,7 +37,7 @@ def classes_of(data: Path, train: str = "train", test: str = "test") -> list[str
     counts = _videos_per_label(Path(data) / train)
     missing = [label for label in labels if counts.get(label, 0) == 0]
     if missing:
-        print(f"warning: classes without a training video: {', '.join(missing)}", file=sys.stderr)
+        log.warning("classes without a training video: %s", ", ".join(missing))
     return labels
 
 

@@ -30,7 +30,7 @@ class DataConfig:
     batch_size: int = 8  # videos per process per step (SpeedNet: 2 clips each, RSPNet: 3)
     plan_options: dict = field(default_factory=dict)  # keywords of the task's plan (T, speeds, ...)
     augment: dict = field(default_factory=dict)  # fields of pipeline.augment.AugmentConfig
-    num_threads: int = 4  # decoding threads (DALI) or worker processes (the CPU path)
+    num_threads: int = 0  # decoding threads (DALI) or worker processes (the CPU path); 0: 8 on NVDEC, else 2
     decoder: str = "auto"  # pipeline.loader.DECODERS: DALI on a GPU and PyAV on a CPU host, or either one
     test_clips: int = 10  # fine-tuning: evenly spaced clips per test video, their scores averaged
 
@@ -120,8 +120,14 @@ def from_dict(raw: dict) -> Config:
     return config
 
 
-_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table",
-               list: "a list"}
+_TYPE_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "a table",
+    list: "a list",
+}
 
 
 def check_type(name: str, value, expected) -> None:

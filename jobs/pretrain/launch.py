@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import re
 import subprocess
@@ -27,9 +28,21 @@ import submitit
 import torch
 
 from jobs.executor import make_executor
+from jobs.pretrain import trackers
 from jobs.pretrain.config import Config, from_dict
 from jobs.pretrain.preemption import StopRequest
-from pipeline.device import torch_device
+from pipeline import logs
+from pipeline.device import local_rank, torch_device
+
+log = logging.getLogger(__name__)
+
+
+def _bound_gpu() -> dict:
+    """The GPU this task is bound to, as run.json records it: index, name and UUID (the UUID tells
+    GPUs apart across tasks that each see their own GPU as index 0)."""
+    index = torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    return {"index": index, "name": props.name, "uuid": str(getattr(props, "uuid", "")), "local_rank": local_rank()}
 
 
 class PretrainJob:
@@ -38,20 +51,34 @@ class PretrainJob:
 
     what = "pretraining"
 
-    def __init__(self, config: dict, run_dir: str, max_requeues: int, command: list[str]):
+    def __init__(
+        self,
+        config: dict,
+        run_dir: str,
+        max_requeues: int,
+        command: list[str],
+        report_to: tuple[str, ...] = trackers.DEFAULT,
+        progress: bool = True,
+    ):
         self.config, self.run_dir, self.max_requeues, self.command = config, run_dir, max_requeues, command
+        self.report_to, self.progress = tuple(report_to), progress
 
     def __call__(self) -> dict:
+        logs.configure()  # progress as whole lines into the task's log; INFO from rank 0 only
         env = submitit.JobEnvironment()
+        # RANK, LOCAL_RANK, ... first; then torch_device() binds the local rank's GPU explicitly.
+        # (Exporting CUDA_VISIBLE_DEVICES here would do nothing: torch has already looked at CUDA.)
+        dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         cuda = torch_device() == "cuda"
-        dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=cuda)
         if dist_env.world_size > 1 and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
+            device_id = torch.device("cuda", torch.cuda.current_device()) if cuda else None
+            torch.distributed.init_process_group(backend="nccl" if cuda else "gloo", device_id=device_id)
         launch = {
             "command": self.command,
             "job_id": env.job_id,
             "cluster": env.cluster,
             "restarts": int(os.environ.get("SLURM_RESTART_COUNT", 0)),
+            "gpu": _bound_gpu() if cuda else None,
         }
         outcome, result = self.work(StopRequest(), launch, env.global_rank)
         if outcome.stopped:
@@ -64,7 +91,13 @@ class PretrainJob:
         from jobs.pretrain.loop import train  # imported in the job, after the process group exists
 
         outcome = train(
-            from_dict(self.config), Path(self.run_dir), resume=True, progress=False, should_stop=stop, launch=launch
+            from_dict(self.config),
+            Path(self.run_dir),
+            resume=True,
+            progress=self.progress,
+            should_stop=stop,
+            launch=launch,
+            report_to=self.report_to,
         )
         return outcome, {"step": outcome.step, **outcome.metrics}
 
@@ -77,10 +110,12 @@ class PretrainJob:
             raise RuntimeError(f"stopped {restarts + 1} times, more than --max-requeues {self.max_requeues}; {where}")
         if env.global_rank == 0:
             subprocess.run(["scontrol", "requeue", env.job_id], check=True, timeout=60)
-            print(
-                f"requeued job {env.job_id} after step {step} (restart {restarts + 1} of at most {self.max_requeues})",
-                file=sys.stderr,
-                flush=True,
+            log.warning(
+                "requeued job %s after step %s (restart %s of at most %s)",
+                env.job_id,
+                step,
+                restarts + 1,
+                self.max_requeues,
             )
         raise SystemExit(0)  # no result: submitit keeps waiting for the requeued job
 
@@ -92,6 +127,8 @@ def submit(
     launcher: str,
     job_type: type[PretrainJob] = PretrainJob,
     job_options: dict | None = None,
+    report_to: tuple[str, ...] = trackers.DEFAULT,
+    progress: bool = True,
     nodes: int = 1,
     gpus_per_node: int = 0,
     tasks_per_node: int | None = None,
@@ -102,7 +139,8 @@ def submit(
     max_requeues: int = 10,
 ) -> submitit.Job:
     """Submit ``job_type`` (pretraining, or a subclass given ``job_options``) as one task per GPU
-    (``tasks_per_node`` defaults to ``gpus_per_node``, or 1 without GPUs); print where to follow it."""
+    (``tasks_per_node`` defaults to ``gpus_per_node``, or 1 without GPUs); print where to follow it.
+    ``report_to``: the run's experiment trackers; ``progress``: progress lines in the task's log."""
     tasks = tasks_per_node or max(1, gpus_per_node)
     run_dir = Path(run_dir).resolve()
     if Path(config.data.shards).exists():  # the job may start in another folder
@@ -121,11 +159,23 @@ def submit(
         tasks_per_node=tasks,
         gpus_per_node=gpus_per_node,
     )
-    job = executor.submit(job_type(config.to_dict(), str(run_dir), max_requeues, sys.argv, **(job_options or {})))
+    job = executor.submit(
+        job_type(
+            config.to_dict(),
+            str(run_dir),
+            max_requeues,
+            sys.argv,
+            report_to=report_to,
+            progress=progress,
+            **(job_options or {}),
+        )
+    )
     print(f"submitted {job_type.what} job {job.job_id} ({launcher}: {nodes} node(s) x {tasks} task(s))")
     print(f"  run folder: {run_dir}  (run.json, metrics.jsonl, curves.png, checkpoints/)")
-    print(f"  logs:       {job.paths.stderr}")
-    follow = f"tail -f {job.paths.stderr}" + (f"   |   squeue -j {job.job_id}" if launcher == "slurm" else "")
+    print(f"  logs:       {job.paths.stdout} (progress), {job.paths.stderr} (warnings, errors)")
+    follow = f"tail -f {job.paths.stdout} {job.paths.stderr}" + (
+        f"   |   squeue -j {job.job_id}" if launcher == "slurm" else ""
+    )
     print(f"  follow:     {follow}", flush=True)
     return job
 
@@ -139,13 +189,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="none",
         help="none: train in this process (default); local: submitit's local executor; slurm: submit to SLURM",
     )
-    group.add_argument("--nodes", type=int, default=1)
+    group.add_argument("--nodes", type=int, default=1, help="nodes to run on")
     group.add_argument("--gpus-per-node", type=int, default=0, help="one task per GPU (default 0: CPU tasks)")
     group.add_argument("--tasks-per-node", type=int, help="processes per node (default: gpus-per-node, or 1)")
-    group.add_argument("--cpus-per-task", type=int, default=4)
-    group.add_argument("--partition", help="SLURM partition")
+    group.add_argument("--cpus-per-task", type=int, default=4, help="CPU cores per task (its data loading)")
+    group.add_argument("--partition", help="SLURM partition (default: the cluster's default partition)")
     group.add_argument("--time", type=int, default=60, metavar="MINUTES", help="time limit per start (default 60)")
-    group.add_argument("--mem-gb", type=float, help="memory per node")
+    group.add_argument("--mem-gb", type=float, help="memory per node in GB (default: the partition's default)")
     group.add_argument("--max-requeues", type=int, default=10, help="restarts after preemption or timeout (default 10)")
     group.add_argument("--wait", action="store_true", help="block until the job ends and report how it ended")
 

@@ -1,42 +1,39 @@
-"""Training logs: one JSON line per logged step, TensorBoard scalars, and PNG curves.
+"""Training logs: one JSON line per logged step, the same scalars to the experiment trackers, and PNG curves.
 
 ``metrics.jsonl`` holds ``{"step", "epoch", "lr", "time", <metric>: value, ...}`` per line. A resumed
 run appends; where steps were repeated after a crash the later line wins (``read_metrics``), so the
-file always reads as one run.
+file always reads as one run. The trackers (TensorBoard, wandb, MLflow: ``jobs.pretrain.trackers``)
+get each line's numbers through ``forward``, Accelerate's ``accelerator.log``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.atomic import save_figure
 
 
 class Logbook:
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    """``RUN/metrics.jsonl``, appended to; ``forward(scalars, step=step)`` also gets each record's numbers."""
+
+    def __init__(self, run_dir: Path, forward: Callable[..., None] | None = None):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")
-        self._tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+        self._forward = forward
 
     def log(self, step: int, values: dict) -> None:
         record = {"step": step, **{k: (float(v) if not isinstance(v, (int, str)) else v) for k, v in values.items()}}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        if self._tb is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self._tb.add_scalar(key, value, step)
+        if self._forward is not None:
+            scalars = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
+            self._forward(scalars, step=step)
 
     def close(self) -> None:
         self._file.close()
-        if self._tb is not None:
-            self._tb.close()
 
 
 def read_metrics(path: Path) -> list[dict]:

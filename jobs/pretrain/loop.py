@@ -9,30 +9,31 @@ its key encoder and queue, and the optimiser. So a run killed and resumed from a
 same losses as one never interrupted.
 
 The run folder holds ``run.json`` (config, command, code version, environment), ``metrics.jsonl``,
-``tensorboard/``, ``curves.png`` and ``checkpoints/step-*.pt``; with ``PRETRAIN_RANK_RECORD=1``
-also ``ranks/`` (``jobs.pretrain.rank_record``).
+``tensorboard/`` (or the trackers ``report_to`` names: ``jobs.pretrain.trackers``), ``curves.png`` and
+``checkpoints/step-*.pt``; with ``PRETRAIN_RANK_RECORD=1`` also ``ranks/`` (``jobs.pretrain.rank_record``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from tqdm import tqdm
 
-from jobs.pretrain import checkpoint
+from jobs.pretrain import checkpoint, trackers
 from jobs.pretrain.config import Config
 from jobs.pretrain.logbook import Logbook, plot_curves
+from jobs.pretrain.memory import refuse_unless_fits
 from jobs.pretrain.rank_record import RankRecord, weights_digest
 from jobs.pretrain.schedule import lr_at, scaled_lr
 from models.pretext import PLAN_OF, build_pretext
@@ -41,6 +42,9 @@ from pipeline.atomic import atomic_write_text
 from pipeline.augment import AugmentConfig
 from pipeline.device import loader_device, torch_device
 from pipeline.loader import VideoLoader
+from pipeline.progress import progress as progress_bar
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,23 +62,30 @@ def train(
     progress: bool = True,
     should_stop: Callable[[], bool] | None = None,
     launch: dict | None = None,
+    report_to: Iterable[str] = trackers.DEFAULT,
 ) -> Outcome:
     """Run (or continue) pretraining into ``run_dir``.
 
-    ``should_stop`` is polled after every optimiser step (a preemption signal sets it); when any
-    process says yes, all of them checkpoint that step together and return with ``stopped``.
+    ``should_stop`` is polled after optimiser steps (every step alone, every ``STOP_POLL_EVERY`` with
+    several processes; a preemption signal sets it); when any process says yes, all of them
+    checkpoint that step together and return with ``stopped``.
     ``launch`` adds to this start's entry in run.json (the launcher's command and job id).
+    ``report_to``: the experiment trackers that get the logged scalars (``jobs.pretrain.trackers``).
     """
     opt, run = config.optim, config.run
+    run_dir = Path(run_dir)
+    trackers.require(report_to)  # a missing package fails now, not after the model is built
     # cpu=True on a machine without CUDA: otherwise Accelerate ignores an initialised process group
     # and every process trains alone.
     accelerator = Accelerator(
         mixed_precision=_precision(run.precision),
         gradient_accumulation_steps=opt.grad_accum,
         cpu=torch_device() == "cpu",
+        log_with=trackers.log_with(report_to, run_dir),
+        project_dir=run_dir,
     )
+    refuse_unless_fits(config, accelerator.device)  # a step that cannot fit fails now, not at a random step hours in
     torch.manual_seed(run.seed)  # the same initial weights on every rank
-    run_dir = Path(run_dir)
 
     model = build_pretext(
         config.model.method,
@@ -111,14 +122,16 @@ def train(
     main = accelerator.is_main_process
     if main:
         _write_run_record(run_dir, config, resume, accelerator, launch or {})
-    book = Logbook(run_dir) if main else None
-    bar = tqdm(
+    accelerator.init_trackers(  # on the main process only
+        trackers.PROJECT, config=trackers.flat_config(config.to_dict()), init_kwargs=trackers.init_kwargs(run_dir)
+    )
+    book = Logbook(run_dir, forward=accelerator.log) if main else None
+    bar = progress_bar(
         total=total,
         initial=step,
         desc="finetune" if config.model.method == "classifier" else "pretrain",
         unit="step",
-        disable=not (main and progress),
-        dynamic_ncols=True,
+        enabled=main and progress,
     )
     record = RankRecord.open(run_dir, accelerator)
     if record is not None:
@@ -154,7 +167,6 @@ def train(
                 if not accelerator.sync_gradients:
                     continue
                 step += 1
-                bar.update(1)
                 if record is not None:
                     record.note(after_step=step, weights=weights_digest(accelerator.unwrap_model(model)))
                 if step % run.log_every == 0 or step == total:
@@ -172,7 +184,9 @@ def train(
                         bar.set_postfix(
                             {k: f"{v:.3f}" for k, v in last.items() if k.startswith("loss") or k.endswith("acc")}
                         )
-                stopped = should_stop is not None and _anyone(should_stop(), accelerator)
+                bar.update(1)  # after the postfix: a progress line shows this step's losses
+                if should_stop is not None and polls_stop(step, total, accelerator.num_processes):
+                    stopped = _anyone(should_stop(), accelerator)
                 if step % run.checkpoint_every == 0 or step == total or stopped:
                     _save(run_dir, step, model, optimizer, loader, config, accelerator)
                 if step >= total or stopped:
@@ -194,6 +208,17 @@ def train(
         plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
     accelerator.end_training()
     return Outcome(step, total, stopped, last)
+
+
+STOP_POLL_EVERY = 20  # optimiser steps between the ranks' agreement on a stop: seconds, within SLURM's warning
+
+
+def polls_stop(step: int, total: int, processes: int) -> bool:
+    """Whether the ranks agree on a stop after ``step``: every step alone; with several processes
+    every ``STOP_POLL_EVERY`` steps (and at the last), the same steps on every rank, since the
+    agreement is a collective that waits for the GPU's queued work, which a poll every step would
+    serialise with the next batch's preparation."""
+    return processes == 1 or step % STOP_POLL_EVERY == 0 or step == total
 
 
 def _anyone(flag: bool, accelerator) -> bool:
@@ -262,14 +287,14 @@ def _restore(run_dir: Path, model, optimizer, loader: VideoLoader, world: int, c
         )
     changed = _changed_fields(state["config"], config.to_dict())
     if changed:  # allowed (e.g. more steps), but a resumed run with other settings is not the same run
-        print(f"warning: resuming {path} with a config that differs in {', '.join(changed)}", file=sys.stderr)
+        log.warning("resuming %s with a config that differs in %s", path, ", ".join(changed))
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     loader.load_state_dict(state["loader"])
     torch.set_rng_state(state["rng"]["torch"])
     if scaler is not None and "scaler" in state:
         scaler.load_state_dict(state["scaler"])
-    print(f"resumed from {path} at step {state['step']}", file=sys.stderr)
+    log.info("resumed from %s at step %s", path, state["step"])
     return state["step"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -20,7 +21,11 @@ from jobs.shard.run import (
     split_paths,
 )
 from jobs.shard.sources import DEFAULT_SPLITS, READERS, DatasetError
+from pipeline import logs
+from pipeline.help_format import HelpFormatter
 from pipeline.normalise import CODECS, EncodeSettings
+
+log = logging.getLogger(__name__)
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -49,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Normalise a video dataset (constant fps, capped short side, 8-bit 4:2:0, no audio) "
         "into WebDataset tar shards with DALI indexes and a manifest per split. "
         "Killed and run again with the same arguments, it resumes.",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("dataset", choices=sorted(READERS), help="dataset layout of ROOT")
     p.add_argument("--root", type=Path, required=True, help="dataset folder (Kinetics: holds annotations/)")
@@ -78,22 +84,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("shards")
     g.add_argument("--shard-size", type=parse_size, default="1GB", help="about this many bytes per tar (default 1GB)")
-    g.add_argument("--videos-per-shard", type=int, help="exact videos per tar (overrides --shard-size)")
+    g.add_argument(
+        "--videos-per-shard", type=int, help="exact videos per tar, overriding --shard-size (default: by size)"
+    )
     g.add_argument("--seed", type=int, default=0, help="seed of the video-to-shard shuffle (default %(default)s)")
     g.add_argument("--overwrite", action="store_true", help="delete what OUT holds for these splits first")
     g = p.add_argument_group("execution")
-    g.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (per array task on SLURM)")
+    g.add_argument(
+        "--workers", type=int, default=os.cpu_count(), help="processes (per array task on SLURM); default: the CPUs"
+    )
     g.add_argument(
         "--executor",
         choices=["local", "slurm"],
         default="local",
         help="local processes, or a submitit job array on SLURM (default %(default)s)",
     )
-    g.add_argument("--partition", help="SLURM partition")
+    g.add_argument("--partition", help="SLURM partition (default: the cluster's default partition)")
     g.add_argument("--time", type=int, default=240, help="SLURM time limit per array task, minutes")
     g.add_argument("--array-tasks", type=int, default=32, help="SLURM array size (at most one per shard)")
-    g.add_argument("--mem-gb", type=float, help="SLURM memory per array task")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--mem-gb", type=float, help="SLURM memory per array task in GB (default: the partition's)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars (nor progress lines in a log file)")
     return p
 
 
@@ -112,6 +122,7 @@ def summary_table(manifests: list[dict], paths: list[Path], seconds: float) -> s
 
 
 def main(argv: list[str] | None = None) -> int:
+    logs.configure()
     args = build_parser().parse_args(argv)
     start = time.time()
     try:
@@ -159,16 +170,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"submitted array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks); "
                     f"logs in {jobs[0].paths.folder.parent}; follow with: squeue -j {jobs[0].job_id.split('_')[0]}"
                 )
-                errors = array.wait(jobs)
+                errors = array.wait(jobs, progress=not args.no_progress)
                 if errors:
-                    print("\n".join(["error: some array tasks failed:"] + errors), file=sys.stderr)
+                    log.error("%s", "\n".join(["some array tasks failed:"] + errors))
                     return 1
         manifests = [finish_split(args.out, assignment, listing.labels) for assignment in assignments]
     except (DatasetError, AssignmentMismatch, ValueError, RuntimeError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        log.error("%s", e)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished shards are kept; run the same command again to resume", file=sys.stderr)
+        log.warning("interrupted: finished shards are kept; run the same command again to resume")
         return 130
     paths = [split_paths(args.out, assignment.split)["manifest"] for assignment in assignments]
     print(summary_table(manifests, paths, time.time() - start))

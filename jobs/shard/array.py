@@ -9,15 +9,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from jobs.executor import make_executor
 from jobs.shard.assignment import ShardAssignment
 from jobs.shard.run import STATE_DIR, pending_shards, run_shards, split_paths
+from pipeline import logs
+from pipeline.progress import progress as progress_bar
 
 
 def shard_task(out: str, work: list[tuple[str, int]], workers: int) -> int:
     """One array task: write the shards ``work`` names as (split, index). Returns how many it wrote."""
+    logs.configure()  # its warnings into the task's log
     for split in dict.fromkeys(s for s, _ in work):
         assignment = ShardAssignment.load(split_paths(Path(out), split)["assignment"])
         run_shards(Path(out), assignment, [i for s, i in work if s == split], workers, progress=False)
@@ -53,9 +54,9 @@ def submit(
     return executor.map_array(shard_task, [str(out)] * tasks, groups, [workers] * tasks)  # one task per group
 
 
-def wait(jobs, poll_s: float = 5.0) -> list[str]:
-    """Wait for ``jobs`` with a progress bar; return one line per failed job (error and log path)."""
-    with tqdm(total=len(jobs), unit="task", desc="array") as bar:
+def wait(jobs, poll_s: float = 5.0, progress: bool = True) -> list[str]:
+    """Wait for ``jobs``, showing progress; return one line per failed job (error and log path)."""
+    with progress_bar(total=len(jobs), unit="task", desc="array", enabled=progress) as bar:
         while (done := sum(j.done() for j in jobs)) < len(jobs):
             bar.update(done - bar.n)
             time.sleep(poll_s)

@@ -12,7 +12,8 @@ Manifest schema::
 
 Every annotation row is counted in exactly one of ok, failed and missing. Each finished shard leaves
 a record in ``OUT/<split>/.shard-job/done/``; the manifest is their sum, so it can be rebuilt from
-them whichever process or array task wrote each shard.
+them whichever process or array task wrote each shard. The dataset card, ``OUT/README.md``, is made
+from the manifests of all splits (``jobs.shard.card``).
 """
 
 from __future__ import annotations

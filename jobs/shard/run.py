@@ -20,13 +20,13 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
-from tqdm import tqdm
-
 from jobs.shard.assignment import ShardAssignment, assign_shards, videos_per_shard_for
+from jobs.shard.card import write_card
 from jobs.shard.manifest import ShardRecord, build_manifest, write_manifest
 from jobs.shard.sources import Listing, SourceVideo
 from pipeline.atomic import remove_stale_partials
 from pipeline.normalise import CODECS, EncodeSettings, Rejected, normalise
+from pipeline.progress import progress as progress_bar
 from pipeline.shard_format import SampleMeta, index_path, shard_name
 from pipeline.tar_writer import ShardTarWriter
 
@@ -289,7 +289,7 @@ def run_shards(out: Path, assignment: ShardAssignment, indices: list[int], worke
     )
     total = sum(len(assignment.shards[i]) for i in indices)
     failures = 0
-    with tqdm(total=total, unit="video", desc=assignment.split, disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(total=total, unit="video", desc=assignment.split, enabled=progress) as bar:
 
         def on_video(failed: bool) -> None:
             nonlocal failures
@@ -305,7 +305,8 @@ def run_shards(out: Path, assignment: ShardAssignment, indices: list[int], worke
 
 
 def finish_split(out: Path, assignment: ShardAssignment, labels: list[str]) -> dict:
-    """Build and write the manifest from the done-records; every shard must be done."""
+    """Build and write the manifest from the done-records, then the dataset card (``jobs.shard.card``);
+    every shard must be done."""
     paths = split_paths(out, assignment.split)
     missing = pending_shards(assignment, out)
     if missing:
@@ -324,4 +325,5 @@ def finish_split(out: Path, assignment: ShardAssignment, labels: list[str]) -> d
         {**assignment.identity, "videos_per_shard": assignment.videos_per_shard},
     )
     write_manifest(paths["manifest"], manifest)
+    write_card(out)  # OUT/README.md, from every split's manifest: this one is now among them
     return manifest

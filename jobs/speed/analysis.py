@@ -11,7 +11,7 @@ window scores into per-frame curves. A rate whose T-frame window does not fit in
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from pipeline.windows import video_windows
 # Every frame kept (short side uncapped) so the speedup can be rendered at the input's size; MJPEG
 # encodes fast and both DALI back ends decode it.
 ANALYSIS_ENCODE = EncodeSettings(short_side=0, codec="mjpeg", min_frames=1)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,7 +86,7 @@ def analyse(
             middles.append((indices[:, 0] + indices[:, -1]) / 2)
         curves[i] = speed_curves.frame_curve(np.concatenate(middles), np.concatenate(p_normal), meta.frames)
         if progress:
-            print(f"  rate {rate:.2f}: mean P(normal) {curves[i].mean():.2f}", file=sys.stderr)
+            log.info("rate %.2f: mean P(normal) %.2f", rate, curves[i].mean())
     return Analysis(tars, meta.fps, meta.frames, factors, curves)
 
 
@@ -92,7 +94,7 @@ def add_model_arguments(
     p: argparse.ArgumentParser, *, stride: bool = True, checkpoint_help: str = "a SpeedNet checkpoint (jobs.pretrain)"
 ) -> None:
     """The video and model options the speediness, speedup and CAM commands share."""
-    p.add_argument("video", type=Path)
+    p.add_argument("video", type=Path, help="the video file (any length, any format FFmpeg reads)")
     p.add_argument("--checkpoint", type=Path, required=True, help=checkpoint_help)
     p.add_argument("--size", type=positive_int, default=224, help="centre crop side the network sees (default 224)")
     p.add_argument("--frames", type=positive_int, default=16, help="frames per window (default 16)")

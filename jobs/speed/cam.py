@@ -10,6 +10,7 @@ picks the motion (m) or appearance (a) one.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -21,18 +22,27 @@ import numpy as np
 from jobs.speed import retime
 from jobs.speed.activation_maps import activation_maps, heat_frames, map_function
 from jobs.speed.analysis import add_model_arguments, normalised_video
-from pipeline.device import torch_device
+from pipeline import logs
+from pipeline.device import add_device_option, apply_device_option, torch_device
+from pipeline.help_format import HelpFormatter
 from pipeline.shards import ShardIndex
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.speed.cam", description=__doc__.split("\n\n")[0])
+    logs.configure()
+    p = argparse.ArgumentParser(
+        prog="python -m jobs.speed.cam", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     add_model_arguments(p, stride=False, checkpoint_help="a SpeedNet or RSPNet checkpoint (jobs.pretrain)")
     p.add_argument("--head", choices=("m", "a"), default="m", help="RSPNet: the motion (g_m) or appearance (g_a) head")
     p.add_argument("--signed", action="store_true", help="keep the sign: red = sped up, blue = normal")
     p.add_argument("--out", type=Path, help="output folder (default VIDEO_STEM-cam/)")
     p.add_argument("--no-png", action="store_true", help="only the video, no PNG per frame")
+    add_device_option(p)
     args = p.parse_args(argv)
+    apply_device_option(args)
     device = torch_device()
     out = args.out or Path(f"{args.video.stem}-cam")
     try:
@@ -52,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 out / "cam.mp4",
             )
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        log.error("%s", e)
         return 2
     kind = "signed, scaled to [-1, 1]" if args.signed else "absolute, normalised to [0, 1]"
     print(

@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
 
 from jobs.speed import report, speed_curves
 from jobs.speed.analysis import add_model_arguments, analyse, load_speednet
-from pipeline.device import torch_device
+from pipeline import logs
+from pipeline.device import add_device_option, apply_device_option, torch_device
+from pipeline.help_format import HelpFormatter
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.speed.speediness", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m jobs.speed.speediness", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     add_model_arguments(p)
     p.add_argument(
         "--slow-factor",
@@ -30,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         help="slow motion: still normal when sped up this much (default 1.9, about 2x)",
     )
     p.add_argument("--out", type=Path, help="output folder (default VIDEO_STEM-speediness/)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (and nothing else on stdout)")
+    add_device_option(p)
     args = p.parse_args(argv)
+    apply_device_option(args)
+    logs.configure(quiet=args.json)
     device = torch_device()
     out = args.out or Path(f"{args.video.stem}-speediness")
     try:
@@ -48,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.json,
             )
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        log.error("%s", e)
         return 2
     segments = speed_curves.slow_segments(a.curves, a.factors, args.slow_factor, min_frames=args.frames // 2)
     out.mkdir(parents=True, exist_ok=True)

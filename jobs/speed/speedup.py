@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -25,21 +26,30 @@ from jobs.argtypes import non_negative_float
 from jobs.speed import report, retime, speed_curves
 from jobs.speed.analysis import add_model_arguments, analyse, load_speednet
 from jobs.speed.solver import Infeasible, overall_rate, smooth_speedup
+from pipeline import logs
 from pipeline.decode import decoded_frames
-from pipeline.device import torch_device
+from pipeline.device import add_device_option, apply_device_option, torch_device
+from pipeline.help_format import HelpFormatter
 from pipeline.shards import ShardIndex
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.speed.speedup", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m jobs.speed.speedup", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     add_model_arguments(p)
     p.add_argument("--rate", type=float, default=2.0, help="overall speedup R_o (default %(default)s)")
     p.add_argument("-o", "--out", type=Path, required=True, help="the adaptively sped-up video (.mp4)")
     p.add_argument("--uniform", type=Path, help="the uniformly sped-up video (default OUT_STEM-uniform.mp4)")
     p.add_argument("--plot", type=Path, help="PNG of V(t) and S(t) (default OUT_STEM-speedup.png)")
     p.add_argument("--alpha", type=non_negative_float, default=50.0, help="smoothness weight (default %(default)s)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (and nothing else on stdout)")
+    add_device_option(p)
     args = p.parse_args(argv)
+    apply_device_option(args)
+    logs.configure(quiet=args.json)
     device = torch_device()
     uniform = args.uniform or args.out.with_name(f"{args.out.stem}-uniform.mp4")
     plot_path = args.plot or args.out.with_name(f"{args.out.stem}-speedup.png")
@@ -68,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 n = retime.write(decoded_frames(data), source, fps_out, path)
                 written[name] = {"path": str(path), "frames": n, "fps": str(fps_out), "seconds": float(n / fps_out)}
     except (ValueError, Infeasible) as e:
-        print(f"error: {e}", file=sys.stderr)
+        log.error("%s", e)
         return 2
     report.plot_speedup(V, S, a.fps, args.rate, rho, plot_path)
     summary = {

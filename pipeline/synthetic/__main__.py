@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline import logs
+from pipeline.help_format import HelpFormatter
+
 from .dataset import APPEARANCES, SyntheticConfig, make_kinetics_dataset
 
 
@@ -32,14 +35,15 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m pipeline.synthetic",
         description="Render a small deterministic video dataset in the Kinetics layout "
         "(annotations/*.csv, <split>/<id>_<start>_<end>.mp4, synthetic.json ground truth).",
+        formatter_class=HelpFormatter,
     )
     add = parser.add_argument
-    add("--out", type=Path, help="dataset root to write into")
+    add("--out", type=Path, help="dataset root to write into (no default: give it or --slow-motion)")
     add(
         "--slow-motion",
         type=Path,
         metavar="MP4",
-        help="instead, write one video whose second half is slow motion (camera pan, 2.5x slower)",
+        help="instead, write one video whose second half is slow motion (camera pan, 2.5x slower) (default: a dataset)",
     )
     add("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
     for split, count in defaults.videos_per_class.items():
@@ -67,11 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.appearance,
         help="object family: seen, unseen, or mixed = train seen, val/test both (default %(default)s)",
     )
-    add("--quiet", action="store_true", help="no progress bar")
+    add("--quiet", action="store_true", help="no progress bar (nor progress lines in a log file)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    logs.configure()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.slow_motion:
@@ -80,10 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         info = make_slow_motion_video(
             args.slow_motion, width=args.width, height=args.height, fps=args.fps, seed=args.seed
         )
-        print(
-            f"wrote {info['path']}: {info['frames']} frames, slow motion from frame {info['slow_start']}",
-            file=sys.stderr,
-        )
+        print(f"wrote {info['path']}: {info['frames']} frames, slow motion from frame {info['slow_start']}")
         return 0
     if args.out is None:
         parser.error("give --out DIR (a dataset) or --slow-motion FILE.mp4")
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     truth = make_kinetics_dataset(args.out, config, progress=not args.quiet)
     seconds = time.perf_counter() - start
-    print(f"wrote {len(truth['videos'])} videos to {args.out} in {seconds:.1f} s", file=sys.stderr)
+    print(f"wrote {len(truth['videos'])} videos to {args.out} in {seconds:.1f} s")
     return 0
 
 

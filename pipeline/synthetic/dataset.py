@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.atomic import atomic_write_text
+from pipeline.progress import progress as progress_bar
 
 from .encode import write_mp4
 from .layout import SPLITS, AnnotationRow, write_annotations, youtube_id
@@ -137,7 +137,7 @@ def make_kinetics_dataset(root: Path, config: SyntheticConfig | None = None, pro
         (root / split).mkdir(exist_ok=True)
 
     videos = {}
-    for video in tqdm(planned, desc="synthetic videos", unit="video", disable=not progress):
+    for video in progress_bar(planned, desc="synthetic videos", unit="video", enabled=progress):
         frames = render_video(video.scene, video.speed, config.fps, config.n_frames)
         write_mp4(video.clip.path(root), frames, config.fps)
         videos[video.clip.stem] = {

@@ -132,3 +132,26 @@ def test_ivf_reaches_the_recall_target_after_tuning():
     _, found = faiss_index.search(index, queries, 10)
     assert np.isin(found, ids).all()
     assert faiss_index.recall_at_k(found, faiss_index.brute_force(queries, vectors, ids, 10)[1]) >= 0.9
+
+
+def test_gpu_clones_use_float16_lookup_tables_for_pq_and_one_gpu():
+    # IVF-PQ64 with float32 lookup tables needs more shared memory than a GPU block has
+    assert faiss_index.gpu_cloner_settings("IVF4096,PQ64") == {"useFloat16": True, "shard": False}
+    assert faiss_index.gpu_cloner_settings("IVF4096,SQ8") == {"useFloat16": False, "shard": False}
+
+
+@pytest.mark.gpu
+def test_ivf_pq64_builds_on_the_gpu_and_matches_the_cpu_build():
+    if faiss_index.gpu_count() == 0:
+        pytest.skip("FAISS sees no GPU (faiss-gpu is not installed, or no device)")
+    vectors = clustered_vectors(20_000, 128, clusters=64, seed=0)
+    ids = np.arange(len(vectors), dtype=np.int64)
+    on_gpu = faiss_index.build(vectors, ids, "IVF64,PQ64", use_gpu=True)
+    on_cpu = faiss_index.build(vectors, ids, "IVF64,PQ64", use_gpu=False)
+    queries = vectors[:200]
+    _, found_gpu = faiss_index.search(on_gpu, queries, 10, nprobe=8)
+    _, found_cpu = faiss_index.search(on_cpu, queries, 10, nprobe=8)
+    assert on_gpu.ntotal == len(vectors)
+    # different k-means runs on the same data: the two agree on most of each top 10
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found_gpu, found_cpu)])
+    assert overlap > 0.6

@@ -154,28 +154,6 @@ def test_momentum_update_copies_buffers():
     assert int(target.num_batches_tracked) == 7
 
 
-def _push_on_rank(rank: int, world: int, init: str, out: str) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
-    queue = KeyQueue(dim=2, size=8)
-    keys = torch.tensor([[1.0, float(rank)], [float(rank), 1.0]])
-    queue.push(keys[: 2 - rank])  # each rank pushes its own keys, rank 1 fewer (a dropped sample)
-    torch.save({"keys": queue.keys, "ptr": queue.ptr}, f"{out}/rank{rank}.pt")
-    dist.destroy_process_group()
-
-
-def test_keys_from_every_rank_enter_every_rank_queue_even_in_unequal_numbers(tmp_path):
-    import torch.multiprocessing as mp
-
-    init = f"file://{tmp_path}/rendezvous"
-    mp.spawn(_push_on_rank, args=(2, init, str(tmp_path)), nprocs=2)
-    states = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
-    assert torch.equal(states[0]["keys"], states[1]["keys"]) and states[0]["ptr"].item() == 3
-    h = 2**-0.5
-    assert torch.allclose(states[0]["keys"][:3], torch.tensor([[1.0, 0], [0, 1], [h, h]]))  # rank 0, rank 1
-
-
 # --- A-VID as released: both other clips are positives -------------------------------------------
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jobs.evaluate.probe import Labelled, label_splits, linear_probe, topk_accuracy
+from pipeline import logs
 
 
 def _classes(n_per_class: int, classes: int = 5, dim: int = 32, noise: float = 0.3, seed: int = 0):
@@ -35,6 +36,7 @@ def test_topk_accuracy_by_hand():
 
 
 def test_classes_come_from_train_and_unseen_test_classes_are_named(capsys):
+    logs.configure()  # as the commands do: warnings to stderr
     train = (np.eye(3, dtype=np.float32), ["b", "a", "b"], ["k0", "k1", "k2"])
     test = (np.eye(3, dtype=np.float32), ["a", "z", "b"], ["t0", "t1", "t2"])
     classes, tr, te = label_splits(train, test)

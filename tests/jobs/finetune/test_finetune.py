@@ -92,7 +92,7 @@ def test_folds_run_each_split_and_report_their_mean(synthetic_splits, tiny_check
     # resumed: finished splits are kept, not trained again; the table prints each split and the mean
     assert main([a for a in args if a != "--json"] + ["--resume"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.count("finished before, kept") == 2
+    assert captured.out.count("finished before, kept") == 2  # INFO: on stdout (pipeline.logs)
     assert "split 1" in captured.out and "split 2" in captured.out and "mean" in captured.out
     # a data path without {fold}, and split numbers that are not: one line each
     assert main([str(tiny_checkpoint), "--data", str(synthetic_splits), "--folds", "1,2", *TINY]) == 2
@@ -116,7 +116,9 @@ def _edited_copy(shards, out, edit):
 
 def test_classes_without_a_training_video_are_named(synthetic_splits, tmp_path, capsys):
     from jobs.finetune.setup import classes_of
+    from pipeline import logs
 
+    logs.configure()  # as the commands do: warnings to stderr
     # the same shards, with a class no video of the train split has
     data = _edited_copy(synthetic_splits, tmp_path / "data", lambda m: m["labels"].append("juggling"))
     assert classes_of(data)[-1] == "juggling"
