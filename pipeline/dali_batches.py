@@ -80,8 +80,10 @@ def dali_batches(loader) -> Iterator[Batch]:
         if first is None and loader.step < loader.steps_per_epoch:  # its batch says where to decode
             first = loader.planner.prepare(loader.epoch, loader.step)
         decode_on = route(first) if first is not None else "cpu"
+        # a handed-over batch's own step: steps skipped as all too short lie behind it, not at loader.step
+        start = first.info["step"] if first is not None else loader.step
         source = _Source(
-            loader.planner, loader.epoch, loader.step, loader.steps_per_epoch, feeds, decode_on, route, first, skipped
+            loader.planner, loader.epoch, start, loader.steps_per_epoch, feeds, decode_on, route, first, skipped
         )
         first, skipped = None, []
         pipe = graph.build(

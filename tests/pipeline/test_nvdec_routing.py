@@ -41,15 +41,15 @@ def _keys(split: Path) -> set[str]:
     return {index.read(i)[0].key for i in range(len(index))}
 
 
-def test_small_samples_decode_on_the_cpu_and_the_batches_do_not_change(real_shards, synthetic_splits, monkeypatch):
-    # the real videos at 336 px (NVDEC takes them) and the synthetic ones at 64 px (too small), mixed
-    small_split = synthetic_splits / "train"
-    tars = [str(t) for t in sorted(real_shards.glob("*.tar")) + sorted(small_split.glob("*.tar"))]
+def _route_like_nvdec(tars: list[str], monkeypatch, **options) -> tuple[VideoLoader, list, VideoLoader, list, list]:
+    """One epoch on a single CPU-decoder graph, and the same epoch routed as on a GPU with NVDEC, whose
+    refusal ("Video is too small") is simulated at the graph's input for any graph built for NVDEC."""
 
     def loader():
-        return VideoLoader(tars, plan="speednet", batch_size=1, decoder="dali", seed=3, num_threads=1)
+        return VideoLoader(tars, plan="speednet", batch_size=1, decoder="dali", seed=3, num_threads=1, **options)
 
-    reference = list(loader())  # one graph on DALI's CPU decoder: nothing to route
+    plain = loader()
+    reference = list(plain)  # one graph on DALI's CPU decoder: nothing to route
     built, real_build = [], graph.build
 
     def build_with_nvdec_limits(source, *, decode_on="gpu", **options):
@@ -68,12 +68,41 @@ def test_small_samples_decode_on_the_cpu_and_the_batches_do_not_change(real_shar
     monkeypatch.setattr(graph, "build", build_with_nvdec_limits)
     on_gpu = loader()
     on_gpu.nvdec = True  # a GPU host with NVDEC, as far as routing goes
-    routed = list(on_gpu)
+    return plain, reference, on_gpu, list(on_gpu), built
+
+
+def _same_epoch(plain, reference, on_gpu, routed) -> None:
     assert [b.keys for b in routed] == [b.keys for b in reference]
+    assert [b.step for b in routed] == [b.step for b in reference]
     assert all(torch.equal(a.video, b.video) for a, b in zip(routed, reference))
+    assert on_gpu.dropped == plain.dropped and on_gpu.step == plain.step and on_gpu.epoch == plain.epoch
+
+
+def test_small_samples_decode_on_the_cpu_and_the_batches_do_not_change(real_shards, synthetic_splits, monkeypatch):
+    # the real videos at up to 336 px (NVDEC takes them) and the synthetic ones at 64 px (too small), mixed
+    small_split = synthetic_splits / "train"
+    tars = [str(t) for t in sorted(real_shards.glob("*.tar")) + sorted(small_split.glob("*.tar"))]
+    plain, reference, on_gpu, routed, built = _route_like_nvdec(tars, monkeypatch)
+    _same_epoch(plain, reference, on_gpu, routed)
     small = _keys(small_split)
     assert set(on_gpu.cpu_decoded) == {key for b in reference for key in b.keys if key in small}
     assert "gpu" in built and "cpu" in built  # both decoders ran, handing batches over
+
+
+def test_a_switch_of_decoder_after_steps_skipped_as_too_short_replays_nothing(
+    real_shards, synthetic_splits, monkeypatch
+):
+    # In sample order: 90-frame windows make the 24 synthetic videos (65 frames) too short, so 24 steps
+    # give no batch; then the real videos, all "too small for NVDEC" here, so the decoder changes
+    # after the skipped steps: the CPU graph must start at the real video's step, not replay them.
+    monkeypatch.setitem(nvdec.MIN_SIZE, "vp9", (10_000, 10_000))
+    tars = [str(t) for t in sorted((synthetic_splits / "train").glob("*.tar")) + sorted(real_shards.glob("*.tar"))]
+    plain, reference, on_gpu, routed, built = _route_like_nvdec(
+        tars, monkeypatch, plan_options={"T": 30, "short": "skip"}, shuffle=False
+    )
+    assert [b.step for b in reference] == [24, 25, 26] and len(plain.dropped) == 24
+    _same_epoch(plain, reference, on_gpu, routed)
+    assert built == ["gpu", "cpu"]  # the first step's batch is empty: NVDEC until the first real video
 
 
 def test_decoding_threads_keep_every_nvdec_engine_busy_by_default(synthetic_splits):
