@@ -66,7 +66,7 @@ def train(
 ) -> Outcome:
     """Run (or continue) pretraining into ``run_dir``.
 
-    ``should_stop`` is polled after optimiser steps (every step alone, every ``STOP_POLL_EVERY`` with
+    ``should_stop`` is polled after optimiser steps (every step alone, every ``run.log_every`` with
     several processes; a preemption signal sets it); when any process says yes, all of them
     checkpoint that step together and return with ``stopped``.
     ``launch`` adds to this start's entry in run.json (the launcher's command and job id).
@@ -185,7 +185,7 @@ def train(
                             {k: f"{v:.3f}" for k, v in last.items() if k.startswith("loss") or k.endswith("acc")}
                         )
                 bar.update(1)  # after the postfix: a progress line shows this step's losses
-                if should_stop is not None and polls_stop(step, total, accelerator.num_processes):
+                if should_stop is not None and polls_stop(step, total, accelerator.num_processes, run.log_every):
                     stopped = _anyone(should_stop(), accelerator)
                 if step % run.checkpoint_every == 0 or step == total or stopped:
                     _save(run_dir, step, model, optimizer, loader, config, accelerator)
@@ -210,15 +210,12 @@ def train(
     return Outcome(step, total, stopped, last)
 
 
-STOP_POLL_EVERY = 20  # optimiser steps between the ranks' agreement on a stop: seconds, within SLURM's warning
-
-
-def polls_stop(step: int, total: int, processes: int) -> bool:
+def polls_stop(step: int, total: int, processes: int, every: int) -> bool:
     """Whether the ranks agree on a stop after ``step``: every step alone; with several processes
-    every ``STOP_POLL_EVERY`` steps (and at the last), the same steps on every rank, since the
-    agreement is a collective that waits for the GPU's queued work, which a poll every step would
-    serialise with the next batch's preparation."""
-    return processes == 1 or step % STOP_POLL_EVERY == 0 or step == total
+    every ``every`` steps (``run.log_every``, where the metrics' reduce already waits for the GPU) and
+    at the last, the same steps on every rank. The agreement is a collective that waits for the GPU's
+    queued work: polled every step, it would serialise that work with the next batch's preparation."""
+    return processes == 1 or step % every == 0 or step == total
 
 
 def _anyone(flag: bool, accelerator) -> bool:
