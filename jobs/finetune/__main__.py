@@ -32,7 +32,7 @@ from jobs.finetune.results import fold_dir, summarise, table
 from jobs.finetune.run import finetune
 from jobs.finetune.setup import classes_of, finetune_config
 from jobs.pretrain import launch, trackers
-from jobs.pretrain.config import Config
+from jobs.pretrain.config import Config, add_set_option
 from pipeline import logs
 from pipeline.device import add_device_option, apply_device_option
 from pipeline.help_format import HelpFormatter
@@ -62,14 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--variant", help="a variant the config offers, e.g. paper (the paper's stated lr and epochs) (default: none)"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override a config field (repeatable), e.g. --set optim.lr=0.01",
-    )
+    add_set_option(p, "optim.lr=0.01")
     p.add_argument("--run-dir", type=Path, help="where logs, checkpoints and results go (default runs/finetune-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (finished folds are kept)")
     p.add_argument("--test-clips", type=int, help="clips per test video, averaged (default: the config's)")

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from jobs.pretrain import launch, trackers
-from jobs.pretrain.config import load
+from jobs.pretrain.config import add_set_option, load
 from jobs.pretrain.loop import train
 from pipeline import logs
 from pipeline.device import add_device_option, apply_device_option
@@ -41,14 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=HelpFormatter,
     )
     p.add_argument("config", help="a config file, or a shipped config's name (jobs/pretrain/configs/*.toml)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override a config field (repeatable), e.g. --set optim.lr=0.05",
-    )
+    add_set_option(p)
     p.add_argument(
         "--variant",
         metavar="NAME",

@@ -17,7 +17,7 @@ import logging
 import sys
 
 from jobs.pretrain import memory
-from jobs.pretrain.config import load
+from jobs.pretrain.config import add_set_option, load
 from pipeline import logs
 from pipeline.help_format import HelpFormatter
 
@@ -36,14 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m jobs.pretrain.check_config", description=__doc__, formatter_class=HelpFormatter
     )
     p.add_argument("config", help="a config file, or a shipped config's name (see --finetune)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override a config field (repeatable), as the trainer takes it, e.g. --set data.batch_size=4",
-    )
+    add_set_option(p, "data.batch_size=4")
     p.add_argument(
         "--variant",
         metavar="NAME",

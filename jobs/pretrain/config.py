@@ -182,6 +182,18 @@ def load(
     return from_dict(raw)
 
 
+def add_set_option(parser, example: str = "optim.lr=0.05") -> None:
+    """``--set SECTION.FIELD=VALUE`` (repeatable) on a command that reads a config, into ``args.overrides``."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help=f"override a config field (repeatable), e.g. --set {example}",
+    )
+
+
 def apply_override(raw: dict, item: str) -> None:
     """``section.field[.key]=value`` into ``raw``; the value parses as TOML, else stays a string."""
     key, sep, text = item.partition("=")
