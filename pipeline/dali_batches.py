@@ -124,25 +124,25 @@ def dali_batches(loader) -> Iterator[Batch]:
 def decode_place(batch: PreparedBatch, has_nvdec: bool) -> str:
     """Where DALI decodes ``batch``: ``gpu`` (NVDEC) only where there is NVDEC (``loader.nvdec``: a GPU
     host whose driver has it) and every sample fits NVDEC's minimum size; otherwise ``cpu``."""
-    if not has_nvdec:
-        return "cpu"
-    sizes = zip(batch.info["video_codec"], batch.info["video_size"])
-    return "gpu" if all(nvdec.fits(codec, w, h) for codec, (w, h) in sizes) else "cpu"
+    return "gpu" if has_nvdec and not _small_keys(batch) else "cpu"
 
 
 def _small_keys(batch: PreparedBatch) -> list[str]:
     """Keys of the samples of ``batch`` below NVDEC's minimum, one per sample."""
-    first_clips = np.cumsum([0] + batch.info["clips_per_sample"][:-1])
-    keys = [batch.info["keys"][i] for i in first_clips]
     sizes = zip(batch.info["video_codec"], batch.info["video_size"])
-    return [key for key, (codec, (w, h)) in zip(keys, sizes) if not nvdec.fits(codec, w, h)]
+    return [key for key, (codec, (w, h)) in zip(_sample_keys(batch), sizes) if not nvdec.fits(codec, w, h)]
+
+
+def _sample_keys(batch: PreparedBatch) -> list[str]:
+    """One key per sample of ``batch`` (its first clip's), repeats kept."""
+    first_clips = np.cumsum([0, *batch.info["clips_per_sample"]])[:-1]  # none for an empty batch
+    return [batch.info["keys"][i] for i in first_clips]
 
 
 def _drop_undecodable(loader, batch: PreparedBatch, error: Exception) -> None:
     """Drop the samples of ``batch`` that an independent decoder cannot read either, and go back to
     its step. If they all decode, the error is not the data's: it is raised."""
-    first_clips = np.cumsum([0] + batch.info["clips_per_sample"][:-1])
-    keys = [batch.info["keys"][i] for i in first_clips]  # one per sample, repeats kept
+    keys = _sample_keys(batch)
     bad = list(dict.fromkeys(k for k, data in zip(keys, batch.feeds["encoded"]) if not _decodes(data.tobytes())))
     if not bad:
         raise error
